@@ -1,0 +1,55 @@
+// Liveness and readiness (api.md): /health says the process serves; /ready says which layers answer.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { LayerNameSchema, Timestamp } from '../src/schemas/api.js'
+
+const ReadyReply = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
+  degraded: Type.Boolean({ description: 'true when the primary layer is down' }),
+  layers: Type.Array(
+    Type.Object({
+      layer: LayerNameSchema,
+      ok: Type.Boolean(),
+      latencyMs: Type.Number(),
+      error: Type.Optional(Type.String()),
+    }),
+  ),
+  timestamp: Timestamp,
+})
+
+const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/health',
+    {
+      logLevel: 'warn',
+      schema: {
+        summary: 'Liveness: 200 while the process serves',
+        response: { 200: Type.Object({ status: Type.Literal('ok'), timestamp: Timestamp }) },
+      },
+    },
+    async () => ({ status: 'ok' as const, timestamp: new Date().toISOString() }),
+  )
+
+  app.get(
+    '/ready',
+    {
+      schema: {
+        summary: 'Readiness: 200 when at least one layer answers, 503 when none does',
+        response: { 200: ReadyReply, 503: ReadyReply },
+      },
+    },
+    async (_request, reply) => {
+      const layers = await app.store.health()
+      const up = layers.some((l) => l.ok)
+      reply.code(up ? 200 : 503)
+      return {
+        status: up ? ('ready' as const) : ('unavailable' as const),
+        degraded: layers[0]?.ok !== true,
+        layers,
+        timestamp: new Date().toISOString(),
+      }
+    },
+  )
+}
+
+export default healthRoutes

@@ -1,0 +1,84 @@
+// The legacy PHP contract (legacy.md), so a legacy client can be pointed at this service unchanged. Answers carry
+// both shapes: `{ success, config }` and `{ status, data, timestamp }`. Errors answer `{ success: false, message }`.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { AppError } from '../src/errors.js'
+import { Document, LegacyError, Timestamp } from '../src/schemas/api.js'
+import { isDocument, isValidKey } from '../stores/types.js'
+
+const LegacyRead = Type.Object({
+  success: Type.Literal(true),
+  config: Document,
+  status: Type.Literal('success'),
+  data: Document,
+  timestamp: Timestamp,
+})
+const LegacyWrite = Type.Object({ success: Type.Literal(true), status: Type.Literal('success'), timestamp: Timestamp })
+const legacyErrors = { '4xx': LegacyError, '5xx': LegacyError }
+
+const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { store } = app
+  const isSecret = (key: string) => store.validator.spec(key)?.secret === true
+  const normalize = (key: unknown) => (typeof key === 'string' ? key.trim().toLowerCase() : '')
+
+  app.get(
+    '/config_api.php',
+    {
+      config: { scope: 'config:read', legacy: true },
+      schema: {
+        summary: 'Legacy read: an absent key answers config {}',
+        querystring: Type.Object({ key: Type.Optional(Type.String()) }),
+        response: { 200: LegacyRead, ...legacyErrors },
+      },
+    },
+    async (request) => {
+      const key = normalize(request.query.key)
+      if (!isValidKey(key)) throw new AppError('INVALID_KEY', 'Invalid key')
+      request.authorizeKey(key, 'config:read', isSecret(key))
+      let config = {}
+      try {
+        config = JSON.parse((await store.read(key)).json)
+      } catch (err) {
+        if (!(err instanceof AppError && err.code === 'CONFIG_NOT_FOUND')) throw err
+      }
+      return {
+        success: true as const,
+        config,
+        status: 'success' as const,
+        data: config,
+        timestamp: new Date().toISOString(),
+      }
+    },
+  )
+
+  app.post(
+    '/config_api.php',
+    {
+      config: { scope: 'config:write', legacy: true },
+      schema: {
+        summary: 'Legacy write: { key, config } replaces the whole document',
+        body: Type.Object({ key: Type.String(), config: Document }),
+        response: { 200: LegacyWrite, ...legacyErrors },
+      },
+    },
+    async (request) => {
+      const key = normalize(request.body.key)
+      if (!isValidKey(key) || !isDocument(request.body.config)) throw new AppError('BAD_REQUEST', 'Invalid payload')
+      request.authorizeKey(key, 'config:write', isSecret(key))
+      await store.write(key, request.body.config)
+      return { success: true as const, status: 'success' as const, timestamp: new Date().toISOString() }
+    },
+  )
+
+  app.route({
+    method: ['PUT', 'PATCH', 'DELETE'],
+    url: '/config_api.php',
+    config: { legacy: true },
+    schema: { hide: true },
+    handler: async () => {
+      throw new AppError('METHOD_NOT_ALLOWED', 'Method not allowed')
+    },
+  })
+}
+
+export default legacyRoutes

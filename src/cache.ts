@@ -1,0 +1,92 @@
+// The per-process cache of resolved reads (store.md "Cache"): bounded in bytes, with a TTL, and only trusted while
+// something guarantees invalidation. `epoch` lets a read that started before an invalidation refuse to fill the cache
+// with what it read, so a value older than an acknowledged write is never served.
+import type { LayerName } from '../stores/types.js'
+
+export interface Resolved {
+  key: string
+  /** The document as JSON text, as the layer gave it. */
+  json: string
+  source: LayerName
+  updatedAt: string | null
+  /** The cached part of the GET response, built once per cached value by the route. */
+  body?: string
+}
+
+export interface CacheOptions {
+  ttlMs: number
+  maxBytes: number
+}
+
+export class ConfigCache {
+  readonly ttlMs: number
+  readonly maxBytes: number
+  epoch = 0
+  #active: boolean
+  #bytes = 0
+  readonly #entries = new Map<string, { value: Resolved; expires: number; bytes: number }>()
+
+  constructor({ ttlMs, maxBytes }: CacheOptions, active = true) {
+    this.ttlMs = ttlMs
+    this.maxBytes = maxBytes
+    this.#active = active && ttlMs > 0
+  }
+
+  get active(): boolean {
+    return this.#active
+  }
+
+  /** Trust the cache only while invalidation works; turning it off drops everything. */
+  setActive(active: boolean): void {
+    this.#active = active && this.ttlMs > 0
+    this.clear()
+  }
+
+  get(key: string): Resolved | undefined {
+    if (!this.#active) return undefined
+    const entry = this.#entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expires <= Date.now()) {
+      this.#drop(key)
+      return undefined
+    }
+    return entry.value
+  }
+
+  /** Stores a value read while `epoch` was current; dropped when anything was invalidated since. */
+  set(value: Resolved, epoch: number): void {
+    if (!this.#active || epoch !== this.epoch) return
+    const bytes = value.json.length * 2 + 256
+    if (bytes > this.maxBytes) return
+    this.#drop(value.key)
+    while (this.#bytes + bytes > this.maxBytes) {
+      const oldest = this.#entries.keys().next()
+      if (oldest.done) break
+      this.#drop(oldest.value)
+    }
+    this.#entries.set(value.key, { value, expires: Date.now() + this.ttlMs, bytes })
+    this.#bytes += bytes
+  }
+
+  invalidate(key: string): void {
+    this.epoch++
+    this.#drop(key)
+  }
+
+  clear(): void {
+    this.epoch++
+    this.#entries.clear()
+    this.#bytes = 0
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  #drop(key: string): void {
+    const entry = this.#entries.get(key)
+    if (entry === undefined) return
+    this.#entries.delete(key)
+    this.#bytes -= entry.bytes
+  }
+}

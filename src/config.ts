@@ -1,0 +1,101 @@
+// The environment (operations.md "Environment"): one TypeBox schema, read and checked once at start-up. A bad value
+// stops the start with one line naming the variable. `.env` in the working directory is read when present; the real
+// environment wins over it.
+import { existsSync, readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { resolve } from 'node:path'
+import { parseEnv } from 'node:util'
+import { type Static, Type } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { Value } from 'typebox/value'
+import type { LayerName } from '../stores/types.js'
+
+const Flag = Type.String({
+  pattern: '^(?:[01]|[Tt]rue|TRUE|[Ff]alse|FALSE|[Yy]es|YES|[Nn]o|NO|[YyNn]|[Oo]n|ON|[Oo]ff|OFF)?$',
+})
+const Ms = (def: number, description: string) => Type.Integer({ minimum: 0, default: def, description })
+const Text = Type.String({ minLength: 1 })
+
+export const EnvSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    {
+      default: 'info',
+    },
+  ),
+  CONFIG_STORE_MODE: Type.Union([Type.Literal('redis_first'), Type.Literal('php_first')], { default: 'redis_first' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  CONFIG_STORE_REDIS_PREFIX: Type.String({ default: 'r:ss:config:', minLength: 1 }),
+  CONFIG_STORE_DISABLE_REDIS: Type.Optional(Flag),
+  EXTERNAL_CONFIG_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://[^/]' })),
+  CONFIG_API_TOKEN: Type.Optional(Text),
+  CONFIG_FILES_DIR: Type.String({ default: './data', minLength: 1 }),
+  MAGIC_LINK_TOKENS_FILE: Type.Optional(Text),
+  CONFIG_CACHE_TTL_MS: Ms(60_000, 'cache TTL; 0 turns the cache off'),
+  CONFIG_CACHE_MAX_BYTES: Type.Integer({ minimum: 0, default: 64 * 1024 * 1024 }),
+  CONFIG_MAX_BYTES: Type.Integer({ minimum: 1, default: 1_048_576 }),
+  CONFIG_STORE_UNKNOWN_KEYS: Type.Union([Type.Literal('allow'), Type.Literal('reject')], { default: 'allow' }),
+  CONFIG_SCHEMAS_DIR: Type.Optional(Text),
+  AUTH_TOKENS: Type.Optional(Text),
+  AUTH_TOKENS_FILE: Type.Optional(Text),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HS256 secret, at least 32 characters' })),
+  JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN ' })),
+  JWT_ISSUER: Type.Optional(Text),
+  JWT_AUDIENCE: Type.Optional(Text),
+  REDIS_CONNECT_TIMEOUT_MS: Ms(1000, 'Redis connect timeout'),
+  REDIS_COMMAND_TIMEOUT_MS: Ms(500, 'Redis command timeout'),
+  PHP_CONNECT_TIMEOUT_MS: Ms(1000, 'PHP API connect timeout'),
+  PHP_TIMEOUT_MS: Ms(2000, 'PHP API response timeout (headers and body)'),
+  PHP_CIRCUIT_RESET_MS: Ms(5000, 'how long the PHP API is skipped after 3 consecutive failures'),
+  SHUTDOWN_TIMEOUT_MS: Ms(10_000, 'graceful shutdown deadline'),
+})
+
+export type Env = Static<typeof EnvSchema>
+
+export class ConfigError extends Error {}
+
+const checkEnv = Compile(EnvSchema)
+
+export function truthy(value: string | undefined): boolean {
+  return /^(1|true|yes|y|on)$/i.test(value ?? '')
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true
+  if (isIP(host) === 4) return host.startsWith('127.')
+  return host === '::1'
+}
+
+/** Reads `.env` from `cwd` (when present) under the real environment. */
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Record<string, string> {
+  const file = resolve(cwd, '.env')
+  const fromFile = existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {}
+  const merged: Record<string, string> = {}
+  for (const [name, value] of Object.entries({ ...fromFile, ...env })) {
+    // An empty variable means "not set", as in most shells' `VAR=` lines.
+    if (name in EnvSchema.properties && value !== undefined && value !== '') merged[name] = value
+  }
+  return merged
+}
+
+export function loadConfig(raw: Record<string, string | undefined>) {
+  const env = Value.Default(EnvSchema, Value.Convert(EnvSchema, { ...raw })) as Record<string, unknown>
+  const [error] = checkEnv.Errors(env)
+  if (error !== undefined) {
+    const name = error.instancePath.slice(1) || String(Object.keys(env)[0])
+    const got = raw[name] === undefined ? '' : ` (got ${JSON.stringify(raw[name])})`
+    throw new ConfigError(`${name}: ${error.message}${got}`)
+  }
+  const e = env as Env
+  const redisEnabled = e.REDIS_URL !== undefined && !truthy(e.CONFIG_STORE_DISABLE_REDIS)
+  const phpEnabled = e.EXTERNAL_CONFIG_BASE_URL !== undefined && e.CONFIG_API_TOKEN !== undefined
+  const order: LayerName[] = e.CONFIG_STORE_MODE === 'php_first' ? ['php', 'redis', 'files'] : ['redis', 'php', 'files']
+  const layers = order.filter((l) => (l === 'redis' ? redisEnabled : l === 'php' ? phpEnabled : true))
+  const jwtKey = e.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n')
+  if (e.JWT_SECRET && jwtKey) throw new ConfigError('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both')
+  return { ...e, layers, jwtPublicKey: jwtKey }
+}
+
+export type AppConfig = ReturnType<typeof loadConfig>

@@ -1,0 +1,57 @@
+// The one error table (api.md "Envelope"): stable codes and their HTTP status. Stores and routes throw AppError;
+// the error handler in src/error-handler.ts is the only place that turns errors into responses.
+export const ErrorCodes = {
+  INVALID_KEY: 400,
+  VALIDATION_FAILED: 400,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  CONFIG_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  MIGRATION_IN_PROGRESS: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL_ERROR: 500,
+  STORE_UNAVAILABLE: 503,
+} as const
+
+export type ErrorCode = keyof typeof ErrorCodes
+
+export interface ErrorDetail {
+  path: string
+  message: string
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly details: ErrorDetail[] | undefined
+
+  constructor(code: ErrorCode, message: string, options: { details?: ErrorDetail[]; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'AppError'
+    this.code = code
+    this.statusCode = ErrorCodes[code]
+    this.details = options.details
+  }
+}
+
+/** Thrown by a store layer that could not answer; the message names the layer and says what failed. */
+export class LayerUnavailableError extends AppError {
+  readonly layer: string
+  constructor(layer: string, reason: string, cause?: unknown) {
+    super('STORE_UNAVAILABLE', `${layer} layer unavailable: ${reason}`, { cause })
+    this.name = 'LayerUnavailableError'
+    this.layer = layer
+  }
+}
+
+/** A one-line reason from any thrown value, for logs and layer outcomes (never sent with library internals). */
+export function reasonOf(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code
+    return typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message
+  }
+  return String(err)
+}

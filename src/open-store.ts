@@ -1,0 +1,107 @@
+// Builds the layered store from the configuration: the Redis connections, the PHP pool, the files directory, the
+// cache and its invalidation. Shared by the HTTP server (src/plugins/store.ts) and the command line.
+
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import { Redis } from 'ioredis'
+import { createFileStore } from '../stores/file-store.js'
+import { createPhpStore, type PhpStore } from '../stores/php-store.js'
+import { createRedisStore } from '../stores/redis-store.js'
+import type { Layer } from '../stores/types.js'
+import { ConfigCache } from './cache.js'
+import type { AppConfig } from './config.js'
+import { reasonOf } from './errors.js'
+import { type Invalidation, startInvalidation } from './invalidation.js'
+import { type ConfigStore, createConfigStore } from './store.js'
+import { createValidator } from './validation.js'
+
+export interface OpenedStore {
+  store: ConfigStore
+  redis: Redis | undefined
+  /** Resolves once Redis answered or failed its first connect, so a fresh process does not start on a fallback. */
+  connected: Promise<void>
+  close(): Promise<void>
+}
+
+function connectRedis(config: AppConfig, log: Logger, role: string, extra: { protocol?: 2 } = {}): Redis {
+  const redis = new Redis(config.REDIS_URL as string, {
+    connectionName: `config-store:${role}`,
+    enableOfflineQueue: false, // fail fast while Redis is down, never queue
+    maxRetriesPerRequest: 0,
+    connectTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
+    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+    autoResubscribe: false,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    ...extra,
+  })
+  let up = false
+  redis.on('ready', () => {
+    if (role === 'commands') log.info({ layer: 'redis' }, up ? 'redis layer recovered' : 'redis layer connected')
+    up = true
+  })
+  redis.on('error', (err) => {
+    if (up && role === 'commands') log.warn({ layer: 'redis', reason: reasonOf(err) }, 'redis layer down')
+    up = false
+  })
+  return redis
+}
+
+export function openStore(config: AppConfig, log: Logger, opts: { invalidation?: boolean } = {}): OpenedStore {
+  const validator = createValidator({
+    schemasDir: config.CONFIG_SCHEMAS_DIR,
+    unknownKeys: config.CONFIG_STORE_UNKNOWN_KEYS,
+  })
+  const cache = new ConfigCache({ ttlMs: config.CONFIG_CACHE_TTL_MS, maxBytes: config.CONFIG_CACHE_MAX_BYTES })
+  const layers: Layer[] = []
+  const clients: Redis[] = []
+  let php: PhpStore | undefined
+  let invalidation: Invalidation | undefined
+  for (const name of config.layers) {
+    if (name === 'redis') {
+      const redis = connectRedis(config, log, 'commands')
+      clients.push(redis)
+      layers.push(createRedisStore({ redis, prefix: config.CONFIG_STORE_REDIS_PREFIX }))
+      if (opts.invalidation !== false) {
+        const subscriber = connectRedis(config, log, 'invalidation', { protocol: 2 })
+        clients.push(subscriber)
+        invalidation = startInvalidation({ redis, subscriber, prefix: config.CONFIG_STORE_REDIS_PREFIX, cache, log })
+      } else {
+        cache.setActive(false)
+      }
+    } else if (name === 'php') {
+      php = createPhpStore({
+        baseUrl: config.EXTERNAL_CONFIG_BASE_URL as string,
+        token: config.CONFIG_API_TOKEN as string,
+        connectTimeoutMs: config.PHP_CONNECT_TIMEOUT_MS,
+        timeoutMs: config.PHP_TIMEOUT_MS,
+        circuitResetMs: config.PHP_CIRCUIT_RESET_MS,
+        onCircuitChange: (open, reason) =>
+          open
+            ? log.warn({ layer: 'php', reason }, 'php layer down; skipped until it answers again')
+            : log.info({ layer: 'php' }, 'php layer recovered'),
+      })
+      layers.push(php)
+    } else {
+      layers.push(createFileStore({ dir: config.CONFIG_FILES_DIR, magicLinkTokensFile: config.MAGIC_LINK_TOKENS_FILE }))
+    }
+  }
+  const store = createConfigStore({ layers, validator, cache, log, invalidation })
+  const [redis] = clients
+  const connected = Promise.all(
+    clients.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.status === 'ready') return resolve()
+          c.once('ready', () => resolve())
+          c.once('error', () => resolve())
+        }),
+    ),
+  ).then(() => undefined)
+  return {
+    store,
+    redis,
+    connected,
+    async close() {
+      await Promise.all([...clients.map((c) => c.quit().catch(() => c.disconnect())), php?.close()])
+    },
+  }
+}

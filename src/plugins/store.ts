@@ -1,0 +1,22 @@
+// The layered store as a Fastify decoration: opened with the app, ready once Redis answered its first connect,
+// closed (Redis connections, PHP pool) when the app closes.
+import type { FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import type { AppConfig } from '../config.js'
+import { openStore } from '../open-store.js'
+import type { ConfigStore } from '../store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    store: ConfigStore
+  }
+}
+
+const storePlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { config }) => {
+  const opened = openStore(config, app.log)
+  app.decorate('store', opened.store)
+  app.addHook('onReady', () => opened.connected)
+  app.addHook('onClose', () => opened.close())
+}
+
+export default fp(storePlugin, { name: 'store', fastify: '5.x' })

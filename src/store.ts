@@ -1,0 +1,205 @@
+// The layered store (store.md): reads walk the layer order and the first hit wins; writes go to the primary only and
+// are refused when it is down; deletes reach every layer. `_updated_at` is stamped here, for every writer.
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { ConfigDocument, DeleteOutcome, Layer, LayerHealth, LayerName } from '../stores/types.js'
+import type { ConfigCache, Resolved } from './cache.js'
+import { AppError, reasonOf } from './errors.js'
+import type { Invalidation } from './invalidation.js'
+import { type DocumentValidator, type SchemaKind, validOrThrow } from './validation.js'
+
+export interface StoreOptions {
+  layers: Layer[]
+  validator: DocumentValidator
+  cache: ConfigCache
+  log: Logger
+  invalidation?: Invalidation | undefined
+}
+
+export interface Written {
+  key: string
+  doc: ConfigDocument
+  source: LayerName
+  updatedAt: string
+}
+
+export interface ListedKey {
+  key: string
+  source: LayerName | null
+  updated_at: string | null
+  schema: SchemaKind
+}
+
+export function updatedAtOf(doc: ConfigDocument): string | null {
+  return typeof doc._updated_at === 'string' ? doc._updated_at : null
+}
+
+export function createConfigStore({ layers, validator, cache, log, invalidation }: StoreOptions) {
+  if (layers[0] === undefined) throw new Error('no store layer is configured')
+  const primary: Layer = layers[0]
+  const byName = new Map(layers.map((l) => [l.name, l]))
+  const unavailableCount: Record<string, number> = {}
+
+  function noteUnavailable(layer: LayerName, key: string, reason: string): void {
+    unavailableCount[layer] = (unavailableCount[layer] ?? 0) + 1
+    log.warn({ layer, key, reason }, `${layer} layer unavailable for ${key}`)
+  }
+
+  function layer(name: LayerName): Layer {
+    const found = byName.get(name)
+    if (found === undefined) throw new AppError('BAD_REQUEST', `the ${name} layer is not configured`)
+    return found
+  }
+
+  /** The effective value: the first layer that holds the key, in the configured order. */
+  async function read(key: string): Promise<Resolved> {
+    const cached = cache.get(key)
+    if (cached !== undefined) return cached
+    const epoch = cache.epoch
+    const down: LayerName[] = []
+    for (const l of layers) {
+      const r = await l.get(key)
+      if (r.state === 'hit') {
+        if (down.length > 0) log.warn({ layer: l.name, key, down }, `served ${key} from ${l.name} (fallback)`)
+        const resolved: Resolved = { key, json: r.json, source: l.name, updatedAt: updatedAtOf(r.doc) }
+        cache.set(resolved, epoch)
+        return resolved
+      }
+      if (r.state === 'unavailable') {
+        noteUnavailable(l.name, key, r.reason)
+        down.push(l.name)
+      }
+    }
+    if (down.length > 0) {
+      throw new AppError(
+        'STORE_UNAVAILABLE',
+        `${key} was not found in the layers that answered, and ${down.join(', ')} could not be reached`,
+      )
+    }
+    throw new AppError('CONFIG_NOT_FOUND', `no layer holds ${key}`)
+  }
+
+  /** One layer only, never the fallback chain. */
+  async function readFrom(name: LayerName, key: string): Promise<Resolved> {
+    const r = await layer(name).get(key)
+    if (r.state === 'hit') return { key, json: r.json, source: name, updatedAt: updatedAtOf(r.doc) }
+    if (r.state === 'absent') throw new AppError('CONFIG_NOT_FOUND', `the ${name} layer does not hold ${key}`)
+    noteUnavailable(name, key, r.reason)
+    throw new AppError('STORE_UNAVAILABLE', `the ${name} layer could not be reached`)
+  }
+
+  /** Validates, stamps and writes the whole document to the primary; 503 and nothing written when it is down. */
+  async function write(key: string, input: ConfigDocument): Promise<Written> {
+    if (!validator.accepts(key)) {
+      throw new AppError('INVALID_KEY', `${key} has no schema and CONFIG_STORE_UNKNOWN_KEYS=reject`)
+    }
+    const updatedAt = new Date().toISOString()
+    const doc = { ...validOrThrow(validator, key, input), _updated_at: updatedAt }
+    try {
+      await primary.set(key, doc)
+    } catch (err) {
+      log.warn({ layer: primary.name, key, reason: reasonOf(err) }, `write of ${key} refused: primary down`)
+      throw new AppError(
+        'STORE_UNAVAILABLE',
+        `the primary layer (${primary.name}) could not be reached; nothing was written`,
+        { cause: err },
+      )
+    } finally {
+      // Even a failed write may have landed (a timeout after the server applied it): never trust the old value.
+      cache.invalidate(key)
+    }
+    // A Redis write reaches other instances through tracking; anything else is announced.
+    if (primary.name !== 'redis') await invalidation?.announce(key)
+    return { key, doc, source: primary.name, updatedAt }
+  }
+
+  /** JSON Merge Patch (RFC 7396) on the effective document, then written like a POST. */
+  async function patch(key: string, mergePatch: ConfigDocument): Promise<Written> {
+    const current = await read(key)
+    return write(key, applyMergePatch(JSON.parse(current.json), mergePatch) as ConfigDocument)
+  }
+
+  async function remove(key: string): Promise<Record<string, DeleteOutcome>> {
+    const done: Record<string, DeleteOutcome> = {}
+    const down: string[] = []
+    await Promise.all(
+      layers.map(async (l) => {
+        try {
+          done[l.name] = await l.delete(key)
+        } catch (err) {
+          noteUnavailable(l.name, key, reasonOf(err))
+          down.push(l.name)
+        }
+      }),
+    )
+    cache.invalidate(key)
+    await invalidation?.announce(key)
+    if (down.length > 0) {
+      const details = [
+        ...Object.entries(done).map(([path, message]) => ({ path, message })),
+        ...down.map((path) => ({ path, message: 'unavailable' })),
+      ]
+      throw new AppError('STORE_UNAVAILABLE', `${key} could not be deleted from ${down.join(', ')}; retry the delete`, {
+        details,
+      })
+    }
+    if (Object.values(done).every((o) => o === 'absent'))
+      throw new AppError('CONFIG_NOT_FOUND', `no layer holds ${key}`)
+    return done
+  }
+
+  async function list(): Promise<ListedKey[]> {
+    const names = new Set(validator.schemaKeys())
+    for (const l of layers) {
+      try {
+        for (const k of await l.listKeys()) names.add(k)
+      } catch (err) {
+        noteUnavailable(l.name, '*', reasonOf(err))
+      }
+    }
+    const listed = await Promise.all(
+      [...names].sort().map(async (key): Promise<ListedKey | undefined> => {
+        const schema = validator.kind(key)
+        try {
+          const r = await read(key)
+          return { key, source: r.source, updated_at: r.updatedAt, schema }
+        } catch {
+          return schema === 'none' ? undefined : { key, source: null, updated_at: null, schema }
+        }
+      }),
+    )
+    return listed.filter((x) => x !== undefined)
+  }
+
+  async function health(): Promise<Array<LayerHealth & { layer: LayerName }>> {
+    return Promise.all(layers.map(async (l) => ({ layer: l.name, ...(await l.health()) })))
+  }
+
+  return {
+    layers,
+    primary,
+    validator,
+    cache,
+    layer,
+    read,
+    readFrom,
+    write,
+    patch,
+    remove,
+    list,
+    health,
+    unavailableCount,
+  }
+}
+
+export type ConfigStore = ReturnType<typeof createConfigStore>
+
+export function applyMergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch
+  const out: Record<string, unknown> =
+    typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as object) } : {}
+  for (const [name, value] of Object.entries(patch)) {
+    if (value === null) delete out[name]
+    else out[name] = applyMergePatch(out[name], value)
+  }
+  return out
+}

@@ -1,0 +1,112 @@
+// Validation of config documents against the key's schema (keys.md): built-in keys, operator schemas dropped into
+// CONFIG_SCHEMAS_DIR as `<key>.schema.json`, or free-form. Every error is reported with its JSON pointer path.
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Compile, type Validator } from 'typebox/compile'
+import type { ConfigDocument } from '../stores/types.js'
+import { isValidKey } from '../stores/types.js'
+import { ConfigError } from './config.js'
+import { AppError, type ErrorDetail } from './errors.js'
+import { BUILTIN_KEYS, type KeySpec } from './schemas/keys.js'
+
+export type SchemaKind = 'builtin' | 'custom' | 'none'
+export type ValidationResult = { ok: true; doc: ConfigDocument } | { ok: false; errors: ErrorDetail[] }
+
+export interface DocumentValidator {
+  kind(key: string): SchemaKind
+  /** Keys that have a schema (built-in and custom). */
+  schemaKeys(): string[]
+  spec(key: string): KeySpec | undefined
+  /** Checks a document (its `_updated_at` is ignored) and returns its stored form, without `_updated_at`. */
+  validate(key: string, doc: ConfigDocument): ValidationResult
+  /** False when CONFIG_STORE_UNKNOWN_KEYS=reject and the key has no schema. */
+  accepts(key: string): boolean
+}
+
+const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor'])
+
+function forbiddenNames(value: unknown, path: string, errors: ErrorDetail[]): void {
+  if (typeof value !== 'object' || value === null) return
+  for (const [name, child] of Object.entries(value)) {
+    const at = `${path}/${name}`
+    if (FORBIDDEN_NAMES.has(name)) errors.push({ path: at, message: `the property name "${name}" is not allowed` })
+    forbiddenNames(child, at, errors)
+  }
+}
+
+function loadCustomSchemas(dir: string | undefined): Map<string, KeySpec> {
+  const specs = new Map<string, KeySpec>()
+  if (!dir) return specs
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (err) {
+    throw new ConfigError(`CONFIG_SCHEMAS_DIR: cannot read ${dir} (${(err as Error).message})`)
+  }
+  for (const name of names.filter((n) => n.endsWith('.schema.json')).sort()) {
+    const key = name.slice(0, -'.schema.json'.length)
+    if (!isValidKey(key)) throw new ConfigError(`CONFIG_SCHEMAS_DIR: ${name} does not name a valid config key`)
+    if (key in BUILTIN_KEYS)
+      throw new ConfigError(`CONFIG_SCHEMAS_DIR: ${name} would replace the built-in schema of ${key}`)
+    try {
+      const schema = JSON.parse(readFileSync(join(dir, name), 'utf8'))
+      Compile(schema)
+      specs.set(key, { schema })
+    } catch (err) {
+      throw new ConfigError(`CONFIG_SCHEMAS_DIR: ${name} is not a usable JSON Schema (${(err as Error).message})`)
+    }
+  }
+  return specs
+}
+
+export function createValidator(opts: { schemasDir?: string | undefined; unknownKeys: 'allow' | 'reject' }) {
+  const custom = loadCustomSchemas(opts.schemasDir)
+  const compiled = new Map<string, Validator>()
+  const spec = (key: string): KeySpec | undefined => BUILTIN_KEYS[key] ?? custom.get(key)
+
+  function compiledFor(key: string, s: KeySpec): Validator {
+    let v = compiled.get(key)
+    if (v === undefined) {
+      v = Compile(s.schema)
+      compiled.set(key, v)
+    }
+    return v
+  }
+
+  const validator: DocumentValidator = {
+    kind: (key) => (key in BUILTIN_KEYS ? 'builtin' : custom.has(key) ? 'custom' : 'none'),
+    schemaKeys: () => [...Object.keys(BUILTIN_KEYS), ...custom.keys()].sort(),
+    spec,
+    accepts: (key) => opts.unknownKeys === 'allow' || spec(key) !== undefined,
+
+    validate(key, input) {
+      const { _updated_at: _, ...doc } = input
+      const errors: ErrorDetail[] = []
+      forbiddenNames(doc, '', errors)
+      const s = spec(key)
+      if (s !== undefined) {
+        for (const e of compiledFor(key, s).Errors(doc)) {
+          const missing = (e.params as { requiredProperties?: string[] }).requiredProperties
+          if (e.keyword === 'required' && missing) {
+            for (const name of missing) errors.push({ path: `${e.instancePath}/${name}`, message: 'is required' })
+          } else {
+            errors.push({ path: e.instancePath || '/', message: e.message })
+          }
+        }
+        s.check?.(doc, errors)
+      }
+      if (errors.length > 0) return { ok: false, errors }
+      return { ok: true, doc: s?.normalize ? s.normalize(doc) : doc }
+    },
+  }
+  return validator
+}
+
+/** The validated stored form, or a VALIDATION_FAILED error listing every problem. */
+export function validOrThrow(validator: DocumentValidator, key: string, doc: ConfigDocument): ConfigDocument {
+  const result = validator.validate(key, doc)
+  if (!result.ok) {
+    throw new AppError('VALIDATION_FAILED', `${key} does not match its schema`, { details: result.errors })
+  }
+  return result.doc
+}

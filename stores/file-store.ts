@@ -1,0 +1,135 @@
+// The local JSON files layer: `<dir>/<key>.json`, pretty-printed UTF-8, written atomically (temp file, fsync,
+// rename, fsync of the directory). `magic_link_tokens` is also read from the legacy file names (keys.md).
+import { randomBytes } from 'node:crypto'
+import { access, constants, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { LayerUnavailableError, reasonOf } from '../src/errors.js'
+import { type ConfigDocument, isValidKey, type Layer, parseDocument, type ReadResult, timed } from './types.js'
+
+export interface FileStoreOptions {
+  dir: string
+  /** Legacy alternate file for `magic_link_tokens`, read before the files in `dir`. */
+  magicLinkTokensFile?: string | undefined
+}
+
+export interface FileStore extends Layer {
+  /** The files a key is read from, in order (one, or the magic-link aliases). */
+  pathsOf(key: string): string[]
+}
+
+const MAGIC = 'magic_link_tokens'
+const MAGIC_ALIAS = 'magic_links'
+
+export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions): FileStore {
+  const root = resolve(dir)
+  const unavailable = (err: unknown) => new LayerUnavailableError('files', reasonOf(err), err)
+
+  function pathsOf(key: string): string[] {
+    const own = join(root, `${key}.json`)
+    if (key !== MAGIC) return [own]
+    const aliases = [own, join(root, `${MAGIC_ALIAS}.json`)]
+    return magicLinkTokensFile ? [resolve(magicLinkTokensFile), ...aliases] : aliases
+  }
+
+  async function writeAtomic(path: string, text: string): Promise<void> {
+    await mkdir(dirname(path), { recursive: true })
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+    try {
+      const file = await open(tmp, 'w', 0o644)
+      try {
+        await file.writeFile(text, 'utf8')
+        await file.sync()
+      } finally {
+        await file.close()
+      }
+      await rename(tmp, path)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+    const folder = await open(dirname(path), 'r')
+    try {
+      await folder.sync()
+    } finally {
+      await folder.close()
+    }
+  }
+
+  return {
+    name: 'files',
+    pathsOf,
+
+    async get(key: string): Promise<ReadResult> {
+      for (const path of pathsOf(key)) {
+        let text: string
+        try {
+          text = await readFile(path, 'utf8')
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
+          return { state: 'unavailable', reason: reasonOf(err) }
+        }
+        const doc = parseDocument(text)
+        if (doc === undefined) return { state: 'unavailable', reason: `${path} does not hold a JSON object` }
+        return { state: 'hit', doc, json: JSON.stringify(doc) }
+      }
+      return { state: 'absent' }
+    },
+
+    async set(key: string, doc: ConfigDocument): Promise<void> {
+      const [target] = pathsOf(key)
+      try {
+        await writeAtomic(target as string, `${JSON.stringify(doc, null, 2)}\n`)
+      } catch (err) {
+        throw unavailable(err)
+      }
+    },
+
+    async delete(key: string) {
+      let deleted = false
+      for (const path of pathsOf(key)) {
+        try {
+          await access(path)
+          await rm(path)
+          deleted = true
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw unavailable(err)
+        }
+      }
+      return deleted ? 'deleted' : 'absent'
+    },
+
+    async listKeys(): Promise<string[]> {
+      let names: string[]
+      try {
+        names = await readdir(root)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+        throw unavailable(err)
+      }
+      const keys = new Set<string>()
+      for (const name of names) {
+        if (!name.endsWith('.json')) continue
+        const key = name.slice(0, -5) === MAGIC_ALIAS ? MAGIC : name.slice(0, -5)
+        if (isValidKey(key)) keys.add(key)
+      }
+      if (magicLinkTokensFile && !keys.has(MAGIC)) {
+        try {
+          await access(resolve(magicLinkTokensFile))
+          keys.add(MAGIC)
+        } catch {}
+      }
+      return [...keys].sort()
+    },
+
+    async health() {
+      try {
+        const { ms } = await timed(() => access(root, constants.R_OK | constants.W_OK))
+        return { ok: true, latencyMs: ms }
+      } catch (err) {
+        // A directory that does not exist yet is created by the first write.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, latencyMs: 0 }
+        return { ok: false, latencyMs: 0, error: reasonOf(err) }
+      }
+    },
+  }
+}

@@ -1,0 +1,148 @@
+// The legacy PHP HTTP API layer (legacy.md "The PHP API contract"): `{success, config}` replies (and the documented
+// `{status, data}` shape), `{}`/`[]` meaning absent, Bearer token, key URL-encoded. Short timeouts, a keep-alive pool,
+// and a small circuit breaker so that a PHP host that is down costs a read nothing while it is known to be down.
+import { Pool } from 'undici'
+import { LayerUnavailableError, reasonOf } from '../src/errors.js'
+import { type ConfigDocument, isDocument, type Layer, type ReadResult, timed } from './types.js'
+
+export interface PhpStoreOptions {
+  baseUrl: string
+  token: string
+  connectTimeoutMs: number
+  timeoutMs: number
+  /** Consecutive failures that open the circuit, and how long it stays open before one trial request. */
+  circuitThreshold?: number
+  circuitResetMs?: number
+  onCircuitChange?: (open: boolean, reason: string) => void
+}
+
+export interface PhpStore extends Layer {
+  close(): Promise<void>
+}
+
+class PhpReplyError extends Error {}
+
+const HEALTH_KEY = 'config_store_health_probe'
+
+export function createPhpStore(options: PhpStoreOptions): PhpStore {
+  const base = new URL(`${options.baseUrl.replace(/\/+$/, '')}/config_api.php`)
+  const pool = new Pool(base.origin, {
+    connections: 16,
+    connect: { timeout: options.connectTimeoutMs },
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    keepAliveTimeout: 10_000,
+  })
+  const headers = { authorization: `Bearer ${options.token}`, accept: 'application/json' }
+  const threshold = options.circuitThreshold ?? 3
+  const resetMs = options.circuitResetMs ?? 5000
+  let failures = 0
+  let openUntil = 0
+  let probing = false
+
+  function admit(): void {
+    if (failures < threshold) return
+    if (Date.now() < openUntil || probing) {
+      throw new PhpReplyError(`circuit open after ${failures} consecutive failures`)
+    }
+    probing = true
+  }
+
+  function record(ok: boolean, reason: string): void {
+    probing = false
+    if (ok) {
+      if (failures >= threshold) options.onCircuitChange?.(false, 'answered again')
+      failures = 0
+      return
+    }
+    failures++
+    if (failures >= threshold) {
+      if (failures === threshold) options.onCircuitChange?.(true, reason)
+      openUntil = Date.now() + resetMs
+    }
+  }
+
+  /** One request; answers the parsed JSON reply of a 200, throws PhpReplyError for anything else. */
+  async function call(method: 'GET' | 'POST', path: string, body?: string): Promise<Record<string, unknown>> {
+    admit()
+    try {
+      const res = await pool.request({
+        method,
+        path,
+        headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body }),
+        signal: AbortSignal.timeout(options.timeoutMs),
+      })
+      const text = await res.body.text()
+      let reply: unknown
+      try {
+        reply = JSON.parse(text)
+      } catch {
+        throw new PhpReplyError(`PHP API answered ${res.statusCode} with a body that is not JSON`)
+      }
+      if (res.statusCode !== 200 || !isDocument(reply) || reply.success === false) {
+        const message = isDocument(reply) && typeof reply.message === 'string' ? `: ${reply.message}` : ''
+        throw new PhpReplyError(`PHP API answered ${res.statusCode}${message}`)
+      }
+      record(true, '')
+      return reply
+    } catch (err) {
+      const reason = err instanceof PhpReplyError ? err.message : `PHP API unreachable (${reasonOf(err)})`
+      record(false, reason)
+      throw new PhpReplyError(reason, { cause: err })
+    }
+  }
+
+  const readPath = (key: string) => `${base.pathname}?key=${encodeURIComponent(key)}`
+
+  async function get(key: string): Promise<ReadResult> {
+    let reply: Record<string, unknown>
+    try {
+      reply = await call('GET', readPath(key))
+    } catch (err) {
+      return { state: 'unavailable', reason: reasonOf(err) }
+    }
+    const config = 'config' in reply ? reply.config : reply.status === 'success' ? reply.data : undefined
+    if (Array.isArray(config)) return { state: 'absent' } // PHP's answer for an unreadable file
+    if (!isDocument(config)) return { state: 'unavailable', reason: 'PHP API reply holds no config object' }
+    // `{}` is PHP's "never written"; a document holding only `_updated_at` is how this layer deletes (store.md).
+    if (Object.keys(config).every((k) => k === '_updated_at')) return { state: 'absent' }
+    return { state: 'hit', doc: config, json: JSON.stringify(config) }
+  }
+
+  async function set(key: string, doc: ConfigDocument): Promise<void> {
+    try {
+      await call('POST', base.pathname, JSON.stringify({ key, config: doc }))
+    } catch (err) {
+      throw new LayerUnavailableError('php', reasonOf(err), err)
+    }
+  }
+
+  return {
+    name: 'php',
+    get,
+    set,
+    async delete(key) {
+      const current = await get(key)
+      if (current.state === 'unavailable') throw new LayerUnavailableError('php', current.reason)
+      if (current.state === 'absent') return 'absent'
+      await set(key, {})
+      return 'deleted'
+    },
+    async listKeys() {
+      return [] // the PHP API has no listing
+    },
+    async health() {
+      if (failures >= threshold && Date.now() < openUntil) {
+        return { ok: false, latencyMs: 0, error: `circuit open after ${failures} consecutive failures` }
+      }
+      try {
+        const { ms } = await timed(() => call('GET', readPath(HEALTH_KEY)))
+        return { ok: true, latencyMs: ms }
+      } catch (err) {
+        return { ok: false, latencyMs: 0, error: reasonOf(err) }
+      }
+    },
+    close: () => pool.close(),
+  }
+}

@@ -1,0 +1,81 @@
+// The Redis layer, in the legacy layout: `<prefix><key>` → the document as a JSON string (UTF-8 unescaped,
+// `_updated_at` included), plain GET/SET, no TTL, so the legacy app can share the same Redis (legacy.md).
+import type { Redis } from 'ioredis'
+import { LayerUnavailableError, reasonOf } from '../src/errors.js'
+import { type ConfigDocument, isValidKey, type Layer, parseDocument, type ReadResult, timed } from './types.js'
+
+export interface RedisStoreOptions {
+  redis: Redis
+  prefix: string
+}
+
+export interface RedisStore extends Layer {
+  readonly prefix: string
+}
+
+export function createRedisStore({ redis, prefix }: RedisStoreOptions): RedisStore {
+  const unavailable = (err: unknown) => new LayerUnavailableError('redis', reasonOf(err), err)
+
+  return {
+    name: 'redis',
+    prefix,
+
+    async get(key: string): Promise<ReadResult> {
+      let json: string | null
+      try {
+        json = await redis.get(prefix + key)
+      } catch (err) {
+        return { state: 'unavailable', reason: reasonOf(err) }
+      }
+      if (json === null) return { state: 'absent' }
+      const doc = parseDocument(json)
+      if (doc === undefined) return { state: 'unavailable', reason: `value at ${prefix}${key} is not a JSON object` }
+      return { state: 'hit', doc, json }
+    },
+
+    async set(key: string, doc: ConfigDocument): Promise<void> {
+      try {
+        await redis.set(prefix + key, JSON.stringify(doc))
+      } catch (err) {
+        throw unavailable(err)
+      }
+    },
+
+    async delete(key: string) {
+      try {
+        return (await redis.del(prefix + key)) > 0 ? 'deleted' : 'absent'
+      } catch (err) {
+        throw unavailable(err)
+      }
+    },
+
+    async listKeys(): Promise<string[]> {
+      const keys = new Set<string>()
+      const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
+      let cursor = '0'
+      try {
+        do {
+          const [next, batch] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000)
+          cursor = next
+          for (const name of batch) {
+            // Metadata lives at `<prefix>:<name>` or `<prefix><key>:<suffix>`: never a valid key name (store.md).
+            const key = name.slice(prefix.length)
+            if (isValidKey(key)) keys.add(key)
+          }
+        } while (cursor !== '0')
+      } catch (err) {
+        throw unavailable(err)
+      }
+      return [...keys].sort()
+    },
+
+    async health() {
+      try {
+        const { ms } = await timed(() => redis.ping())
+        return { ok: true, latencyMs: ms }
+      } catch (err) {
+        return { ok: false, latencyMs: 0, error: reasonOf(err) }
+      }
+    },
+  }
+}
