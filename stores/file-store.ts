@@ -1,7 +1,7 @@
 // The local JSON files layer: `<dir>/<key>.json`, pretty-printed UTF-8, written atomically (temp file, fsync,
 // rename, fsync of the directory). `magic_link_tokens` is also read from the legacy file names (keys.md).
 import { randomBytes } from 'node:crypto'
-import { access, constants, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { access, constants, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 import { type ConfigDocument, isValidKey, type Layer, parseDocument, type ReadResult, timed } from './types.js'
@@ -123,7 +123,11 @@ export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions):
 
     async health() {
       try {
-        const { ms } = await timed(() => access(root, constants.R_OK | constants.W_OK))
+        const { value: info, ms } = await timed(async () => {
+          await access(root, constants.R_OK | constants.W_OK)
+          return stat(root)
+        })
+        if (!info.isDirectory()) return { ok: false, latencyMs: ms, error: `${root} is not a directory` }
         return { ok: true, latencyMs: ms }
       } catch (err) {
         // A directory that does not exist yet is created by the first write.

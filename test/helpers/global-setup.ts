@@ -1,0 +1,19 @@
+// One redis-server for the whole run; each test uses its own key prefix on it.
+import type {} from 'vitest'
+import type { TestProject } from 'vitest/node'
+import { INSTALL_HINT, startRedisServer } from './redis-server.js'
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    redisUrl: string
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const server = await startRedisServer().catch((err: Error) => {
+    if (err.message === INSTALL_HINT) process.stderr.write(`${INSTALL_HINT}\n`)
+    throw err
+  })
+  project.provide('redisUrl', server.url)
+  return () => server.stop()
+}

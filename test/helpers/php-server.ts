@@ -1,0 +1,100 @@
+// A loopback node:http server that speaks the deployed PHP contract (legacy.md), with switches for the failure modes
+// a real PHP host shows: hanging, answering 500, answering garbage, or the documented `{status, data}` shape.
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+
+export type PhpMode = 'ok' | 'hang' | 'error500' | 'garbage' | 'status-shape'
+
+export interface PhpServer {
+  url: string
+  token: string
+  /** Stored raw text per key, as PHP keeps it in files (so a test can store invalid JSON). */
+  files: Map<string, string>
+  mode: PhpMode
+  requests: Array<{ method: string; url: string; authorization: string | undefined }>
+  close(): Promise<void>
+}
+
+const KEY = /^[a-z0-9_-]{1,128}$/
+
+/** PHP's `date('c')` format: 2026-01-19T00:36:24+00:00 */
+export function phpDate(date = new Date()): string {
+  return `${date.toISOString().slice(0, 19)}+00:00`
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let body = ''
+    req.on('data', (c: Buffer) => {
+      body += c.toString()
+    })
+    req.on('end', () => resolve(body))
+  })
+}
+
+export async function startPhpServer(token = 'php-api-token-for-tests'): Promise<PhpServer> {
+  const hanging = new Set<() => void>()
+  const state: PhpServer = {
+    url: '',
+    token,
+    files: new Map(),
+    mode: 'ok',
+    requests: [],
+    close: async () => {},
+  }
+  const server: Server = createServer(async (req, res) => {
+    state.requests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization })
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' })
+      res.end(typeof body === 'string' ? body : JSON.stringify(body))
+    }
+    if (state.mode === 'hang') {
+      hanging.add(() => res.destroy())
+      return
+    }
+    if (state.mode === 'error500') return send(500, { success: false, message: 'Storage error' })
+    if (state.mode === 'garbage') return send(200, '<html>Service Unavailable</html>')
+    if (req.headers.authorization !== `Bearer ${token}`) return send(401, { success: false, message: 'Unauthorized' })
+    const url = new URL(req.url ?? '/', 'http://x')
+    if (!url.pathname.endsWith('/config_api.php')) return send(404, { success: false, message: 'Not found' })
+    if (req.method === 'GET') {
+      const key = (url.searchParams.get('key') ?? '').trim().toLowerCase()
+      if (!KEY.test(key)) return send(400, { success: false, message: 'Invalid key' })
+      const text = state.files.get(key)
+      let config: unknown = {}
+      if (text !== undefined) {
+        try {
+          config = JSON.parse(text)
+        } catch {
+          config = []
+        }
+      }
+      if (state.mode === 'status-shape') return send(200, { status: 'success', data: config, timestamp: phpDate() })
+      return send(200, { success: true, config })
+    }
+    if (req.method === 'POST') {
+      let payload: { key?: unknown; config?: unknown }
+      try {
+        payload = JSON.parse(await readBody(req))
+      } catch {
+        return send(400, { success: false, message: 'Invalid payload' })
+      }
+      const key = typeof payload.key === 'string' ? payload.key.trim().toLowerCase() : ''
+      const config = payload.config
+      if (!KEY.test(key) || typeof config !== 'object' || config === null || Array.isArray(config)) {
+        return send(400, { success: false, message: 'Invalid payload' })
+      }
+      state.files.set(key, JSON.stringify({ ...config, _updated_at: phpDate() }))
+      return send(200, { success: true })
+    }
+    return send(405, { success: false, message: 'Method not allowed' })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  state.url = `http://127.0.0.1:${port}/legacy/`
+  state.close = async () => {
+    for (const end of hanging) end()
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  return state
+}
