@@ -14,6 +14,8 @@ const TRACKING_CHANNEL = '__redis__:invalidate'
 export interface Invalidation {
   /** Tells every instance that `key` changed somewhere Redis tracking cannot see. */
   announce(key: string): Promise<void>
+  /** Resolves when the set-up started so far has finished (or failed). */
+  settled(): Promise<void>
 }
 
 export function startInvalidation(opts: {
@@ -77,6 +79,7 @@ export function startInvalidation(opts: {
   onReady()
 
   return {
+    settled: () => setup,
     async announce(key) {
       try {
         await redis.publish(channel, key)

@@ -17,7 +17,8 @@ import { createValidator } from './validation.js'
 export interface OpenedStore {
   store: ConfigStore
   redis: Redis | undefined
-  /** Resolves once Redis answered or failed its first connect, so a fresh process does not start on a fallback. */
+  /** Resolves once Redis answered (and cache invalidation is set up) or failed its first connect, so a fresh
+   * process does not start on a fallback. */
   connected: Promise<void>
   close(): Promise<void>
 }
@@ -95,7 +96,7 @@ export function openStore(config: AppConfig, log: Logger, opts: { invalidation?:
           c.once('error', () => resolve())
         }),
     ),
-  ).then(() => undefined)
+  ).then(() => invalidation?.settled())
   return {
     store,
     redis,
