@@ -25,12 +25,15 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
     bodyLimit: config.CONFIG_MAX_BYTES,
     requestIdHeader: 'x-request-id',
     return503OnClosing: true,
+    // Over-long keys must reach the key check (400 INVALID_KEY), not stop at the router (414).
+    routerOptions: { maxParamLength: 1024 },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(async (request) => {
     throw new AppError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)
   })
+  app.removeContentTypeParser('text/plain') // bodies are JSON only: anything else is a 415
   app.addContentTypeParser(
     'application/merge-patch+json',
     { parseAs: 'string' },

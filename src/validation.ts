@@ -34,6 +34,38 @@ function forbiddenNames(value: unknown, path: string, errors: ErrorDetail[]): vo
   }
 }
 
+type SchemaError = ReturnType<Validator['Errors']>[number]
+
+/** Schema errors in words a person can act on: one per path, unions collapsed, extra properties named. */
+function describe(raw: SchemaError[]): ErrorDetail[] {
+  const unions = new Map<string, string[]>()
+  for (const e of raw) if (e.keyword === 'anyOf') unions.set(e.instancePath, [])
+  const out: ErrorDetail[] = []
+  for (const e of raw) {
+    const params = e.params as { requiredProperties?: string[]; allowedValues?: unknown[] }
+    const path = e.instancePath || '/'
+    if (e.keyword === 'additionalProperties' || e.keyword === 'anyOf') continue
+    let message = e.message
+    if (e.keyword === 'required' && params.requiredProperties) {
+      for (const name of params.requiredProperties)
+        out.push({ path: `${e.instancePath}/${name}`, message: 'is required' })
+      continue
+    }
+    if (e.keyword === 'boolean') message = 'is not an allowed property'
+    if (e.keyword === 'enum' && params.allowedValues) message = `must be one of: ${params.allowedValues.join(', ')}`
+    const union = unions.get(e.instancePath)
+    if (union !== undefined) union.push(message)
+    else out.push({ path, message })
+  }
+  for (const [path, messages] of unions) out.push({ path: path || '/', message: [...new Set(messages)].join(', or ') })
+  return out
+}
+
+function firstPerPath(errors: ErrorDetail[]): ErrorDetail[] {
+  const seen = new Set<string>()
+  return errors.filter((e) => !seen.has(e.path) && seen.add(e.path))
+}
+
 function loadCustomSchemas(dir: string | undefined): Map<string, KeySpec> {
   const specs = new Map<string, KeySpec>()
   if (!dir) return specs
@@ -85,17 +117,10 @@ export function createValidator(opts: { schemasDir?: string | undefined; unknown
       forbiddenNames(doc, '', errors)
       const s = spec(key)
       if (s !== undefined) {
-        for (const e of compiledFor(key, s).Errors(doc)) {
-          const missing = (e.params as { requiredProperties?: string[] }).requiredProperties
-          if (e.keyword === 'required' && missing) {
-            for (const name of missing) errors.push({ path: `${e.instancePath}/${name}`, message: 'is required' })
-          } else {
-            errors.push({ path: e.instancePath || '/', message: e.message })
-          }
-        }
+        errors.push(...describe(compiledFor(key, s).Errors(doc)))
         s.check?.(doc, errors)
       }
-      if (errors.length > 0) return { ok: false, errors }
+      if (errors.length > 0) return { ok: false, errors: firstPerPath(errors) }
       return { ok: true, doc: s?.normalize ? s.normalize(doc) : doc }
     },
   }

@@ -40,7 +40,7 @@ export const WebhookConfig = Type.Object({
   webhook_ssl_verify: Type.Optional(Bool),
   webhook_sending_enabled: Type.Optional(Bool),
   absence_pause_enabled: Type.Optional(Bool),
-  absence_pause_days: Type.Optional(Type.Array(Type.Union(WEEKDAYS.map((d) => Type.Literal(d))))),
+  absence_pause_days: Type.Optional(Type.Array(Type.Enum(WEEKDAYS))),
   webhook_time_start: Type.Optional(Time),
   webhook_time_end: Type.Optional(Time),
   global_time_start: Type.Optional(Time),
@@ -55,9 +55,7 @@ export const ProcessingPrefs = Type.Object({
   notify_on_failure: Type.Optional(Bool),
   mirror_media_to_custom: Type.Optional(Bool),
   max_email_size_mb: Type.Optional(Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()])),
-  sender_priority: Type.Optional(
-    Type.Record(Type.String(), Type.Union([Type.Literal('high'), Type.Literal('medium'), Type.Literal('low')])),
-  ),
+  sender_priority: Type.Optional(Type.Record(Type.String(), Type.Enum(['high', 'medium', 'low']))),
   retry_count: Type.Optional(Int(0, 10)),
   retry_delay_sec: Type.Optional(Int(0, 600)),
   webhook_timeout_sec: Type.Optional(Int(1, 300)),
@@ -74,8 +72,8 @@ export const RuntimeFlags = Type.Object(
 )
 
 const Condition = Type.Object({
-  field: Type.Union([Type.Literal('sender'), Type.Literal('subject'), Type.Literal('body')]),
-  operator: Type.Union([Type.Literal('contains'), Type.Literal('equals'), Type.Literal('regex')]),
+  field: Type.Enum(['sender', 'subject', 'body']),
+  operator: Type.Enum(['contains', 'equals', 'regex']),
   value: Type.String(),
   case_sensitive: Bool,
 })
@@ -88,7 +86,7 @@ export const RoutingRules = Type.Object({
       conditions: Type.Array(Condition),
       actions: Type.Object({
         webhook_url: HttpsUrl,
-        priority: Type.Union([Type.Literal('normal'), Type.Literal('high')]),
+        priority: Type.Enum(['normal', 'high']),
         stop_processing: Bool,
       }),
     }),

@@ -1,0 +1,212 @@
+// Bad input gets the spec's status code and a clear error, and changes nothing (files-only app: the directory
+// must stay empty; one test also checks Redis).
+import { readdirSync } from 'node:fs'
+import { Redis } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { bearer, buildTestApp } from '../helpers/app.js'
+
+const apps: Array<{ close(): Promise<unknown> }> = []
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()))
+})
+async function filesApp(env: Record<string, string | undefined> = {}) {
+  const t = await buildTestApp({ REDIS_URL: undefined, ...env })
+  apps.push(t.app)
+  return t
+}
+const json = { ...bearer('admin'), 'content-type': 'application/json' }
+
+describe('invalid key names are a 400 INVALID_KEY and never reach a layer', () => {
+  it.each([
+    ['../x', encodeURIComponent('../x')],
+    ['A B', encodeURIComponent('A B')],
+    ['129 characters', 'a'.repeat(129)],
+    ['upper case', 'Webhook_Config'],
+    ['a dot', 'x.json'],
+    ['a colon', 'a:b'],
+  ])('%s', async (_name, segment) => {
+    const t = await filesApp()
+    for (const method of ['GET', 'POST', 'PATCH', 'DELETE'] as const) {
+      const body = method === 'POST' || method === 'PATCH'
+      const res = await t.app.inject({
+        method,
+        url: `/api/config/${segment}`,
+        headers: body ? json : bearer('admin'),
+        ...(body ? { payload: '{}' } : {}),
+      })
+      expect(res.statusCode, method).toBe(400)
+      expect(res.json()).toMatchObject({ status: 'error', code: 'INVALID_KEY' })
+    }
+    expect(readdirSync(t.dir)).toEqual([])
+  })
+
+  it('an empty key name', async () => {
+    const t = await filesApp()
+    const res = await t.app.inject({ method: 'POST', url: '/api/config/', headers: json, payload: '{}' })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().code).toBe('INVALID_KEY')
+  })
+})
+
+describe('bodies that are not a JSON object', () => {
+  it.each([
+    ['malformed JSON', '{"a": ', 'BAD_REQUEST', 400],
+    ['an array', '[1,2]', 'BAD_REQUEST', 400],
+    ['a string', '"text"', 'BAD_REQUEST', 400],
+    ['a number', '42', 'BAD_REQUEST', 400],
+    ['null', 'null', 'BAD_REQUEST', 400],
+    ['an empty body', '', 'BAD_REQUEST', 400],
+    ['__proto__ key', '{"__proto__": {"admin": true}}', 'BAD_REQUEST', 400],
+    ['constructor.prototype', '{"constructor": {"prototype": {"admin": true}}}', 'BAD_REQUEST', 400],
+    ['nested __proto__', '{"a": {"__proto__": {"x": 1}}}', 'BAD_REQUEST', 400],
+  ])('%s → %s', async (_name, payload, code, status) => {
+    const t = await filesApp()
+    for (const method of ['POST', 'PATCH'] as const) {
+      const res = await t.app.inject({ method, url: '/api/config/some_key', headers: json, payload })
+      expect(res.statusCode, method).toBe(status)
+      expect(res.json().code).toBe(code)
+    }
+    expect(readdirSync(t.dir)).toEqual([])
+  })
+
+  it('a "constructor" property anywhere is refused with its path', async () => {
+    const t = await filesApp()
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/config/k',
+      headers: json,
+      payload: { a: { constructor: 1 } },
+    })
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ path: '/a/constructor' }] })
+    expect(readdirSync(t.dir)).toEqual([])
+  })
+
+  it('a body over CONFIG_MAX_BYTES → 413', async () => {
+    const t = await filesApp({ CONFIG_MAX_BYTES: '1024' })
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/config/k',
+      headers: json,
+      payload: { a: 'x'.repeat(2000) },
+    })
+    expect(res.statusCode).toBe(413)
+    expect(res.json().code).toBe('PAYLOAD_TOO_LARGE')
+    expect(readdirSync(t.dir)).toEqual([])
+  })
+
+  it('a body that is not JSON → 415', async () => {
+    const t = await filesApp()
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/config/k',
+        headers: { ...bearer('admin'), 'content-type': type },
+        payload: 'a=1',
+      })
+      expect(res.statusCode, type).toBe(415)
+      expect(res.json().code).toBe('UNSUPPORTED_MEDIA_TYPE')
+    }
+    expect(readdirSync(t.dir)).toEqual([])
+  })
+
+  it('a bad query → 400 BAD_REQUEST', async () => {
+    const t = await filesApp()
+    expect((await t.app.inject({ url: '/api/config/k?source=../etc', headers: json })).json().code).toBe('BAD_REQUEST')
+  })
+
+  it('an unknown route → 404 in the envelope', async () => {
+    const t = await filesApp()
+    const res = await t.app.inject({ url: '/api/nothing', headers: json })
+    expect(res.statusCode).toBe(404)
+    expect(res.json()).toMatchObject({ status: 'error', code: 'NOT_FOUND' })
+  })
+})
+
+describe('writes, patches and reads', () => {
+  it('POST then GET returns the stored document with meta and X-Config-Source', async () => {
+    const t = await filesApp()
+    const post = await t.app.inject({
+      method: 'POST',
+      url: '/api/config/my_key',
+      headers: json,
+      payload: { a: 1, é: 'ü' },
+    })
+    expect(post.statusCode).toBe(200)
+    const get = await t.app.inject({ url: '/api/config/my_key', headers: bearer('read') })
+    expect(get.headers['content-type']).toBe('application/json; charset=utf-8')
+    expect(get.headers['x-config-source']).toBe('files')
+    const body = get.json()
+    expect(body).toMatchObject({ status: 'success', key: 'my_key', data: { a: 1, é: 'ü' }, meta: { source: 'files' } })
+    expect(body.meta.updated_at).toBe(post.json().data._updated_at)
+    expect(Date.parse(body.timestamp)).not.toBeNaN()
+  })
+
+  it('PATCH applies a JSON Merge Patch (either content type), then validates and writes', async () => {
+    const t = await filesApp()
+    await t.app.inject({
+      method: 'POST',
+      url: '/api/config/webhook_config',
+      headers: json,
+      payload: { webhook_url: 'https://hooks.example.com/x', webhook_ssl_verify: true, absence_pause_days: ['monday'] },
+    })
+    const patch = await t.app.inject({
+      method: 'PATCH',
+      url: '/api/config/webhook_config',
+      headers: { ...bearer('write'), 'content-type': 'application/merge-patch+json' },
+      payload: JSON.stringify({ webhook_ssl_verify: null, webhook_sending_enabled: false }),
+    })
+    expect(patch.statusCode).toBe(200)
+    const { _updated_at, ...data } = patch.json().data
+    expect(data).toEqual({
+      webhook_url: 'https://hooks.example.com/x',
+      absence_pause_days: ['monday'],
+      webhook_sending_enabled: false,
+    })
+    const invalid = await t.app.inject({
+      method: 'PATCH',
+      url: '/api/config/webhook_config',
+      headers: json,
+      payload: { webhook_url: 'http://x' },
+    })
+    expect(invalid.statusCode).toBe(400)
+    expect((await t.app.inject({ url: '/api/config/webhook_config', headers: json })).json().data.webhook_url).toBe(
+      'https://hooks.example.com/x',
+    )
+  })
+
+  it('PATCH of a missing key → 404', async () => {
+    const t = await filesApp()
+    const res = await t.app.inject({ method: 'PATCH', url: '/api/config/missing', headers: json, payload: { a: 1 } })
+    expect(res.statusCode).toBe(404)
+    expect(res.json().code).toBe('CONFIG_NOT_FOUND')
+  })
+
+  it('CONFIG_STORE_UNKNOWN_KEYS=reject refuses keys without a schema', async () => {
+    const t = await filesApp({ CONFIG_STORE_UNKNOWN_KEYS: 'reject' })
+    const res = await t.app.inject({ method: 'POST', url: '/api/config/free_form', headers: json, payload: { a: 1 } })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().code).toBe('INVALID_KEY')
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/api/config/runtime_flags', headers: json, payload: {} })).statusCode,
+    ).toBe(200)
+  })
+})
+
+describe('with Redis as the primary', () => {
+  let redis: Redis
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'))
+  })
+  afterAll(() => redis.disconnect())
+
+  it('a refused write leaves Redis untouched', async () => {
+    const t = await buildTestApp()
+    apps.push(t.app)
+    for (const payload of ['[1]', '{"__proto__": {}}', '{"active_days": [7]}']) {
+      const res = await t.app.inject({ method: 'POST', url: '/api/config/polling_config', headers: json, payload })
+      expect(res.statusCode).toBe(400)
+    }
+    expect(await redis.keys(`${t.prefix}*`)).toEqual([])
+  })
+})
