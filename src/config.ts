@@ -80,8 +80,19 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = proc
   return merged
 }
 
+/** Whole numbers only: "1.5" or "2e3" stay strings and fail the schema instead of being rounded. */
+function convert(raw: Record<string, string | undefined>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...raw }
+  for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+    const value = raw[name]
+    if ((schema as { type?: string }).type === 'integer' && value !== undefined && /^-?\d+$/.test(value))
+      out[name] = Number(value)
+  }
+  return out
+}
+
 export function loadConfig(raw: Record<string, string | undefined>) {
-  const env = Value.Default(EnvSchema, Value.Convert(EnvSchema, { ...raw })) as Record<string, unknown>
+  const env = Value.Default(EnvSchema, convert(raw)) as Record<string, unknown>
   const [error] = checkEnv.Errors(env)
   if (error !== undefined) {
     const name = error.instancePath.slice(1) || String(Object.keys(env)[0])

@@ -15,6 +15,15 @@ export async function startServer(config: AppConfig = loadConfig(readEnvironment
         `config-store: no AUTH_TOKENS or JWT key is set; this run's admin token (loopback only): ${token}\n`,
       ),
   })
+  // Keep-alive connections that were busy when the close began must not hold the process open afterwards.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'closing after an error')
     else logger.info({ signal }, 'shutting down: finishing requests in flight')

@@ -14,16 +14,13 @@ export const KeyParams = Type.Object({
   key: Type.String({ pattern: KEY_PATTERN.source, description: 'config key name' }),
 })
 
-export const ErrorBody = Type.Object(
-  {
-    status: Type.Literal('error'),
-    code: Type.String(),
-    message: Type.String(),
-    details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
-    timestamp: Timestamp,
-  },
-  { $id: 'ErrorBody' },
-)
+export const ErrorBody = Type.Object({
+  status: Type.Literal('error'),
+  code: Type.String(),
+  message: Type.String(),
+  details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  timestamp: Timestamp,
+})
 
 export const Meta = Type.Object({
   source: LayerNameSchema,

@@ -10,6 +10,8 @@ export interface PhpServer {
   /** Stored raw text per key, as PHP keeps it in files (so a test can store invalid JSON). */
   files: Map<string, string>
   mode: PhpMode
+  /** Answers this many milliseconds late (a slow shared host). */
+  delayMs: number
   requests: Array<{ method: string; url: string; authorization: string | undefined }>
   close(): Promise<void>
 }
@@ -38,6 +40,7 @@ export async function startPhpServer(token = 'php-api-token-for-tests'): Promise
     token,
     files: new Map(),
     mode: 'ok',
+    delayMs: 0,
     requests: [],
     close: async () => {},
   }
@@ -47,6 +50,7 @@ export async function startPhpServer(token = 'php-api-token-for-tests'): Promise
       res.writeHead(status, { 'content-type': 'application/json' })
       res.end(typeof body === 'string' ? body : JSON.stringify(body))
     }
+    if (state.delayMs > 0) await new Promise((r) => setTimeout(r, state.delayMs))
     if (state.mode === 'hang') {
       hanging.add(() => res.destroy())
       return

@@ -1,0 +1,83 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig, readEnvironment } from '../src/config.js'
+import { tempDir } from './helpers/app.js'
+
+describe('configuration from the environment', () => {
+  it('with nothing set: files only, on loopback:8080, the documented defaults', () => {
+    const c = loadConfig({})
+    expect(c.layers).toEqual(['files'])
+    expect(c).toMatchObject({
+      HOST: '127.0.0.1',
+      PORT: 8080,
+      LOG_LEVEL: 'info',
+      CONFIG_STORE_MODE: 'redis_first',
+      CONFIG_STORE_REDIS_PREFIX: 'r:ss:config:',
+      CONFIG_FILES_DIR: './data',
+      CONFIG_CACHE_TTL_MS: 60000,
+      CONFIG_MAX_BYTES: 1048576,
+      CONFIG_STORE_UNKNOWN_KEYS: 'allow',
+      REDIS_COMMAND_TIMEOUT_MS: 500,
+      PHP_TIMEOUT_MS: 2000,
+    })
+  })
+
+  it('orders the configured layers by CONFIG_STORE_MODE and leaves out the rest', () => {
+    const php = { EXTERNAL_CONFIG_BASE_URL: 'https://legacy.example.com/', CONFIG_API_TOKEN: 't' }
+    const redis = { REDIS_URL: 'redis://127.0.0.1:6379' }
+    expect(loadConfig({ ...redis }).layers).toEqual(['redis', 'files'])
+    expect(loadConfig({ ...redis, ...php }).layers).toEqual(['redis', 'php', 'files'])
+    expect(loadConfig({ ...redis, ...php, CONFIG_STORE_MODE: 'php_first' }).layers).toEqual(['php', 'redis', 'files'])
+    expect(loadConfig({ EXTERNAL_CONFIG_BASE_URL: php.EXTERNAL_CONFIG_BASE_URL }).layers).toEqual(['files'])
+    for (const on of ['1', 'true', 'TRUE', 'yes', 'y', 'on', 'On']) {
+      expect(loadConfig({ ...redis, CONFIG_STORE_DISABLE_REDIS: on }).layers).toEqual(['files'])
+    }
+    for (const off of ['0', 'false', 'no', 'off']) {
+      expect(loadConfig({ ...redis, CONFIG_STORE_DISABLE_REDIS: off }).layers).toEqual(['redis', 'files'])
+    }
+  })
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['CONFIG_STORE_MODE', 'files_first'],
+    ['REDIS_URL', 'http://127.0.0.1:6379'],
+    ['CONFIG_CACHE_TTL_MS', '-1'],
+    ['CONFIG_CACHE_TTL_MS', '1.5'],
+    ['LOG_LEVEL', 'loud'],
+    ['CONFIG_STORE_DISABLE_REDIS', 'maybe'],
+    ['CONFIG_STORE_UNKNOWN_KEYS', 'deny'],
+    ['EXTERNAL_CONFIG_BASE_URL', 'legacy.example.com'],
+    ['JWT_SECRET', 'short'],
+    ['CONFIG_MAX_BYTES', '0'],
+    ['PHP_TIMEOUT_MS', 'fast'],
+  ])('%s=%s stops the start with one line naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError)
+    try {
+      loadConfig({ [name]: value })
+    } catch (err) {
+      expect((err as Error).message).toMatch(
+        new RegExp(`^${name}: .*\\(got "${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\)$`),
+      )
+      expect((err as Error).message).not.toContain('\n')
+    }
+  })
+
+  it('refuses JWT_SECRET together with JWT_PUBLIC_KEY', () => {
+    expect(() =>
+      loadConfig({
+        JWT_SECRET: 'x'.repeat(32),
+        JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\\nabc\\n-----END PUBLIC KEY-----',
+      }),
+    ).toThrow(/set one, not both/)
+  })
+
+  it('reads .env from the working directory; the real environment wins; empty means unset', () => {
+    const dir = tempDir('env')
+    writeFileSync(join(dir, '.env'), 'PORT=9090\nLOG_LEVEL=debug\nCONFIG_FILES_DIR=/srv/config\nUNRELATED=1\n')
+    const env = readEnvironment({ LOG_LEVEL: 'warn', CONFIG_STORE_MODE: '' }, dir)
+    expect(env).toEqual({ PORT: '9090', LOG_LEVEL: 'warn', CONFIG_FILES_DIR: '/srv/config' })
+    expect(readEnvironment({}, tempDir('no-env'))).toEqual({})
+  })
+})

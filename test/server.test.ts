@@ -1,0 +1,98 @@
+// The real process: start-up errors are one line, the generated token never reaches the log stream, and SIGTERM
+// lets requests in flight finish, closes everything and exits 0 without losing an acknowledged write.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { tempDir } from './helpers/app.js'
+import { startPhpServer } from './helpers/php-server.js'
+
+const ROOT = new URL('..', import.meta.url).pathname
+
+function run(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const out = { stdout: '', stderr: '' }
+  child.stdout.on('data', (c: Buffer) => {
+    out.stdout += c.toString()
+  })
+  child.stderr.on('data', (c: Buffer) => {
+    out.stderr += c.toString()
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  return { child, out, exited }
+}
+
+async function listening(out: { stdout: string }, child: ChildProcess): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const line = out.stdout.split('\n').find((l) => l.includes('Server listening at'))
+    if (line) return JSON.parse(line).msg.replace('Server listening at ', '')
+    if (child.exitCode !== null) break
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`server did not start: ${JSON.stringify(out)}`)
+}
+
+describe('the server process', () => {
+  it('a bad variable stops the start with exit 1 and one line naming it', async () => {
+    const { out, exited } = run({ PORT: 'eighty', CONFIG_FILES_DIR: tempDir() })
+    expect(await exited).toBe(1)
+    expect(out.stderr).toBe('config-store: invalid configuration: PORT: must be integer (got "eighty")\n')
+  })
+
+  it('refuses to run open on a public address', async () => {
+    const { out, exited } = run({ HOST: '0.0.0.0', PORT: '0', CONFIG_FILES_DIR: tempDir() })
+    expect(await exited).toBe(1)
+    expect(out.stderr.trim().split('\n')).toHaveLength(1)
+    expect(out.stderr).toMatch(/refusing to run without auth/)
+  })
+
+  it('serves with a generated token on loopback, and SIGTERM closes gracefully keeping acknowledged writes', async () => {
+    const dir = tempDir()
+    const { child, out, exited } = run({ PORT: '0', CONFIG_FILES_DIR: dir })
+    const base = await listening(out, child)
+    const token = /admin token \(loopback only\): (\S+)/.exec(out.stderr)?.[1] as string
+    expect(token).toBeTruthy()
+    const res = await fetch(`${base}/api/config/runtime_flags`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ gmail_ingress_enabled: true }),
+    })
+    expect(res.status).toBe(200)
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(JSON.parse(readFileSync(join(dir, 'runtime_flags.json'), 'utf8')).gmail_ingress_enabled).toBe(true)
+    const lines = out.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(lines.some((l) => l.msg === 'shutting down: finishing requests in flight')).toBe(true)
+    expect(lines.every((l) => typeof l.level === 'number')).toBe(true)
+    expect(out.stdout).not.toContain(token)
+  })
+
+  it('SIGTERM lets a request in flight finish before the process exits', async () => {
+    const php = await startPhpServer()
+    php.files.set('slow_key', JSON.stringify({ v: 'from php' }))
+    const { child, out, exited } = run({
+      PORT: '0',
+      CONFIG_FILES_DIR: tempDir(),
+      EXTERNAL_CONFIG_BASE_URL: php.url,
+      CONFIG_API_TOKEN: php.token,
+      AUTH_TOKENS: JSON.stringify([{ name: 'ops', token: 'ops-token-0123456789', scopes: ['config:read'] }]),
+    })
+    const base = await listening(out, child)
+    php.delayMs = 400
+    const inFlight = fetch(`${base}/api/config/slow_key`, { headers: { authorization: 'Bearer ops-token-0123456789' } })
+    await new Promise((r) => setTimeout(r, 100))
+    child.kill('SIGTERM')
+    const res = await inFlight
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { data: { v: string } }).data.v).toBe('from php')
+    expect(await exited).toBe(0)
+    await php.close()
+  })
+})
