@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger } from 'fastify'
 import configRoutes from '../routes/config.js'
 import healthRoutes from '../routes/health.js'
 import legacyRoutes from '../routes/legacy.js'
+import opsRoutes from '../routes/ops.js'
 import auth from './auth.js'
 import type { AppConfig } from './config.js'
 import { errorHandler } from './error-handler.js'
@@ -46,6 +47,7 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
   await app.register(healthRoutes)
   await app.register(configRoutes)
   await app.register(legacyRoutes)
+  await app.register(opsRoutes, { config })
   return app
 }
 

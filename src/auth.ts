@@ -104,6 +104,10 @@ declare module 'fastify' {
   }
 }
 
+export function isAdmin(principal: Principal | null): boolean {
+  return principal !== null && principal.level >= LEVEL['config:admin']
+}
+
 export function allowsKey(principal: Principal, key: string): boolean {
   if (principal.keys === undefined) return true
   return principal.keys.some((p) => (p.endsWith('*') ? key.startsWith(p.slice(0, -1)) : key === p))

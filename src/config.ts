@@ -50,6 +50,11 @@ export const EnvSchema = Type.Object({
   PHP_TIMEOUT_MS: Ms(2000, 'PHP API response timeout (headers and body)'),
   PHP_CIRCUIT_RESET_MS: Ms(5000, 'how long the PHP API is skipped after 3 consecutive failures'),
   SHUTDOWN_TIMEOUT_MS: Ms(10_000, 'graceful shutdown deadline'),
+  MIGRATION_LOCK_TTL_MS: Type.Integer({
+    minimum: 1000,
+    default: 120_000,
+    description: 'how long a crashed migration blocks others',
+  }),
 })
 
 export type Env = Static<typeof EnvSchema>

@@ -1,7 +1,14 @@
 // The layered store (store.md): reads walk the layer order and the first hit wins; writes go to the primary only and
 // are refused when it is down; deletes reach every layer. `_updated_at` is stamped here, for every writer.
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { ConfigDocument, DeleteOutcome, Layer, LayerHealth, LayerName } from '../stores/types.js'
+import {
+  type ConfigDocument,
+  type DeleteOutcome,
+  isValidKey,
+  type Layer,
+  type LayerHealth,
+  type LayerName,
+} from '../stores/types.js'
 import type { ConfigCache, Resolved } from './cache.js'
 import { AppError, reasonOf } from './errors.js'
 import type { Invalidation } from './invalidation.js'
@@ -29,6 +36,12 @@ export interface ListedKey {
   schema: SchemaKind
 }
 
+/** A key that does not match the rule never becomes a file path or a Redis key (keys.md). */
+function checkKey(key: string): void {
+  if (!isValidKey(key))
+    throw new AppError('INVALID_KEY', `invalid key ${JSON.stringify(key)}: it must match ^[a-z0-9_-]{1,128}$`)
+}
+
 export function updatedAtOf(doc: ConfigDocument): string | null {
   return typeof doc._updated_at === 'string' ? doc._updated_at : null
 }
@@ -54,6 +67,7 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
   async function read(key: string): Promise<Resolved> {
     const cached = cache.get(key)
     if (cached !== undefined) return cached
+    checkKey(key)
     const epoch = cache.epoch
     const down: LayerName[] = []
     for (const l of layers) {
@@ -80,6 +94,7 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
 
   /** One layer only, never the fallback chain. */
   async function readFrom(name: LayerName, key: string): Promise<Resolved> {
+    checkKey(key)
     const r = await layer(name).get(key)
     if (r.state === 'hit') return { key, json: r.json, source: name, updatedAt: updatedAtOf(r.doc) }
     if (r.state === 'absent') throw new AppError('CONFIG_NOT_FOUND', `the ${name} layer does not hold ${key}`)
@@ -89,11 +104,28 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
 
   /** Validates, stamps and writes the whole document to the primary; 503 and nothing written when it is down. */
   async function write(key: string, input: ConfigDocument): Promise<Written> {
+    const updatedAt = new Date().toISOString()
+    return commit(key, { ...validOrThrow(validator, key, checkAccepted(key, input)), _updated_at: updatedAt })
+  }
+
+  /** Puts back an exported document as it was (its own `_updated_at` kept, stamped only when missing), validated. */
+  async function restore(key: string, input: ConfigDocument): Promise<Written> {
+    validOrThrow(validator, key, checkAccepted(key, input))
+    return commit(
+      key,
+      typeof input._updated_at === 'string' ? input : { ...input, _updated_at: new Date().toISOString() },
+    )
+  }
+
+  function checkAccepted(key: string, input: ConfigDocument): ConfigDocument {
+    checkKey(key)
     if (!validator.accepts(key)) {
       throw new AppError('INVALID_KEY', `${key} has no schema and CONFIG_STORE_UNKNOWN_KEYS=reject`)
     }
-    const updatedAt = new Date().toISOString()
-    const doc = { ...validOrThrow(validator, key, input), _updated_at: updatedAt }
+    return input
+  }
+
+  async function commit(key: string, doc: ConfigDocument): Promise<Written> {
     try {
       await primary.set(key, doc)
     } catch (err) {
@@ -109,7 +141,7 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
     }
     // A Redis write reaches other instances through tracking; anything else is announced.
     if (primary.name !== 'redis') await invalidation?.announce(key)
-    return { key, doc, source: primary.name, updatedAt }
+    return { key, doc, source: primary.name, updatedAt: doc._updated_at as string }
   }
 
   /** JSON Merge Patch (RFC 7396) on the effective document, then written like a POST. */
@@ -119,6 +151,7 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
   }
 
   async function remove(key: string): Promise<Record<string, DeleteOutcome>> {
+    checkKey(key)
     const done: Record<string, DeleteOutcome> = {}
     const down: string[] = []
     await Promise.all(
@@ -183,6 +216,7 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
     read,
     readFrom,
     write,
+    restore,
     patch,
     remove,
     list,

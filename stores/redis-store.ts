@@ -1,5 +1,6 @@
 // The Redis layer, in the legacy layout: `<prefix><key>` → the document as a JSON string (UTF-8 unescaped,
 // `_updated_at` included), plain GET/SET, no TTL, so the legacy app can share the same Redis (legacy.md).
+import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 import { type ConfigDocument, isValidKey, type Layer, parseDocument, type ReadResult, timed } from './types.js'
@@ -11,7 +12,23 @@ export interface RedisStoreOptions {
 
 export interface RedisStore extends Layer {
   readonly prefix: string
+  /** Writes `doc` only if the key still holds `expected` (the JSON text read before, or null for absent). */
+  compareAndSet(key: string, expected: string | null, doc: ConfigDocument): Promise<boolean>
+  /** A lock at `<prefix>:<name>` that expires after `ttlMs` even if its holder dies; null when someone holds it. */
+  tryLock(name: string, ttlMs: number): Promise<(() => Promise<void>) | null>
 }
+
+const CAS = `local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1`
+
+const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
 
 export function createRedisStore({ redis, prefix }: RedisStoreOptions): RedisStore {
   const unavailable = (err: unknown) => new LayerUnavailableError('redis', reasonOf(err), err)
@@ -67,6 +84,29 @@ export function createRedisStore({ redis, prefix }: RedisStoreOptions): RedisSto
         throw unavailable(err)
       }
       return [...keys].sort()
+    },
+
+    async compareAndSet(key, expected, doc) {
+      try {
+        const absent = expected === null ? '1' : '0'
+        return (await redis.eval(CAS, 1, prefix + key, absent, expected ?? '', JSON.stringify(doc))) === 1
+      } catch (err) {
+        throw unavailable(err)
+      }
+    },
+
+    async tryLock(name, ttlMs) {
+      // `<prefix>:<name>` can never be a config key: key names have no colon (store.md "Redis layout").
+      const lock = `${prefix}:${name}`
+      const token = randomBytes(16).toString('hex')
+      try {
+        if ((await redis.set(lock, token, 'PX', ttlMs, 'NX')) !== 'OK') return null
+      } catch (err) {
+        throw unavailable(err)
+      }
+      return async () => {
+        await redis.eval(UNLOCK, 1, lock, token).catch(() => undefined) // if Redis is gone, the TTL frees it
+      }
     },
 
     async health() {

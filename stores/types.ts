@@ -3,6 +3,7 @@ import { type Static, Type } from 'typebox'
 
 export const LayerNameSchema = Type.Union([Type.Literal('redis'), Type.Literal('php'), Type.Literal('files')])
 export type LayerName = Static<typeof LayerNameSchema>
+export const LAYER_ORDER: readonly LayerName[] = ['redis', 'php', 'files']
 
 export type ConfigDocument = Record<string, unknown>
 

@@ -1,0 +1,50 @@
+// The dashboard's buttons (legacy.md): verify the store, and migrate the legacy configs into Redis (operations.md).
+// Bearer-token routes, so the legacy session cookie and its missing CSRF protection (legacy defect 8) are gone.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { isAdmin } from '../src/auth.js'
+import type { AppConfig } from '../src/config.js'
+import { migrateToRedis } from '../src/migrate.js'
+import { errorResponses } from '../src/schemas/api.js'
+import { MigrateBody, MigrateReply, VerifyBody, VerifyReply } from '../src/schemas/ops.js'
+import { verifyConfigStore } from '../src/verify.js'
+
+const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, { config }) => {
+  app.post(
+    '/api/verify_config_store',
+    {
+      config: { scope: 'config:read' },
+      schema: {
+        summary: 'Check every layer directly: validity, drift, the effective value and its source',
+        body: VerifyBody,
+        response: { 200: VerifyReply, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { keys, raw, includeRawJson, failOnDrift } = request.body ?? {}
+      return verifyConfigStore(app.store, {
+        keys,
+        raw: raw === true || includeRawJson === true,
+        failOnDrift,
+        admin: isAdmin(request.principal),
+      })
+    },
+  )
+
+  app.post(
+    '/api/migrate_configs_to_redis',
+    {
+      config: { scope: 'config:admin' },
+      schema: {
+        summary: 'Copy the legacy PHP/file configs into Redis: newest wins, never over newer Redis data',
+        body: MigrateBody,
+        response: { 200: MigrateReply, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { keys, dryRun, verify, force } = request.body ?? {}
+      return migrateToRedis(app.store, { keys, dryRun, verify, force, lockTtlMs: config.MIGRATION_LOCK_TTL_MS })
+    },
+  )
+}
+
+export default opsRoutes

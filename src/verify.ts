@@ -1,0 +1,152 @@
+// Verify (operations.md): every configured layer read directly, never through the fallback chain (legacy defect 4),
+// so "OK" means the effective value really exists, is valid and non-empty — and drift between layers is named.
+import { LAYER_ORDER, type LayerName } from '../stores/types.js'
+import { canonicalHash, compareStamps } from './canonical.js'
+import { AppError } from './errors.js'
+import type { LayerCheck, VerifyReply, VerifyResult } from './schemas/ops.js'
+import type { ConfigStore } from './store.js'
+import type { DocumentValidator } from './validation.js'
+
+export const DEFAULT_KEYS = [
+  'magic_link_tokens',
+  'polling_config',
+  'processing_prefs',
+  'routing_rules',
+  'runtime_flags',
+  'webhook_config',
+]
+
+/** The keys asked for, de-duplicated in order; unknown or malformed ones are a 400 listing the allowed keys. */
+export function selectKeys(validator: DocumentValidator, requested: string[] | undefined): string[] {
+  if (requested === undefined || requested.length === 0) return DEFAULT_KEYS
+  const allowed = validator.schemaKeys()
+  const unknown = requested.filter((k) => !allowed.includes(k))
+  if (unknown.length > 0) {
+    throw new AppError('BAD_REQUEST', `unknown keys: ${unknown.join(', ')}; allowed: ${allowed.join(', ')}`, {
+      details: unknown.map((k) => ({ path: k, message: `not one of: ${allowed.join(', ')}` })),
+    })
+  }
+  return [...new Set(requested)]
+}
+
+interface VerifyOptions {
+  keys?: string[] | undefined
+  raw?: boolean | undefined
+  failOnDrift?: boolean | undefined
+  /** May see the payload of secret keys. */
+  admin: boolean
+}
+
+export async function verifyConfigStore(store: ConfigStore, options: VerifyOptions): Promise<VerifyReply> {
+  const keys = selectKeys(store.validator, options.keys)
+  const results = await Promise.all(keys.map((key) => verifyKey(store, key, options)))
+  const ok = results.every((r) => r.valid && (!options.failOnDrift || r.drift.length === 0))
+  return {
+    status: 'success',
+    success: ok,
+    ok,
+    exit_code: ok ? 0 : 1,
+    keys,
+    results,
+    timestamp: new Date().toISOString(),
+  }
+}
+
+async function verifyKey(store: ConfigStore, key: string, options: VerifyOptions): Promise<VerifyResult> {
+  const spec = store.validator.spec(key)
+  const configured = new Map(store.layers.map((l) => [l.name, l]))
+  const layers: Record<string, LayerCheck> = {}
+  const docs = new Map<LayerName, Record<string, unknown>>()
+
+  async function check(name: LayerName): Promise<LayerCheck> {
+    const layer = configured.get(name)
+    const none = { valid: null, errors: [], updated_at: null, sha256: null }
+    if (layer === undefined) return { state: 'disabled', ...none }
+    const read = await layer.get(key)
+    if (read.state === 'absent') return { state: 'absent', ...none }
+    if (read.state === 'unavailable') return { state: 'unavailable', ...none, reason: read.reason }
+    const checked = store.validator.validate(key, read.doc)
+    const errors = checked.ok ? [] : checked.errors
+    const { _updated_at: _, ...content } = read.doc
+    if (errors.length === 0 && Object.keys(content).length === 0 && !spec?.emptyAllowed) {
+      errors.push({ path: '/', message: 'is empty' })
+    }
+    docs.set(name, read.doc)
+    return {
+      state: 'present',
+      valid: errors.length === 0,
+      errors,
+      updated_at: typeof read.doc._updated_at === 'string' ? read.doc._updated_at : null,
+      sha256: canonicalHash(read.doc),
+    }
+  }
+  const checks = await Promise.all(LAYER_ORDER.map(check))
+  LAYER_ORDER.forEach((name, i) => {
+    layers[name] = checks[i] as LayerCheck
+  })
+
+  const order = store.layers.map((l) => l.name)
+  const source = order.find((n) => layers[n]?.state === 'present') ?? null
+  const effective = source === null ? undefined : layers[source]
+  const down = order.filter((n) => layers[n]?.state === 'unavailable')
+  const present = order.filter((n) => docs.has(n))
+
+  const drift: VerifyResult['drift'] = []
+  for (let i = 0; i < present.length; i++) {
+    for (let j = i + 1; j < present.length; j++) {
+      const [a, b] = [present[i] as LayerName, present[j] as LayerName]
+      if (layers[a]?.sha256 === layers[b]?.sha256) continue
+      const cmp = compareStamps(docs.get(a) as Record<string, unknown>, docs.get(b) as Record<string, unknown>)
+      drift.push({ layers: [a, b], newer: cmp === 0 ? null : cmp > 0 ? a : b })
+    }
+  }
+
+  const warnings: string[] = []
+  if (effective && effective.updated_at === null && key !== 'magic_link_tokens') {
+    warnings.push(`${source} copy has no _updated_at`)
+  }
+  for (const n of present) {
+    if (n !== source && layers[n]?.valid === false) warnings.push(`${n} copy is invalid: ${describe(layers[n].errors)}`)
+  }
+  for (const n of down) warnings.push(`${n} unavailable: ${layers[n]?.reason}`)
+
+  let message = 'OK'
+  if (effective === undefined) {
+    message =
+      down.length > 0
+        ? `not found in the layers that answered; ${down.join(', ')} unavailable`
+        : 'not found in any layer'
+  } else if (!effective.valid) {
+    message = `${source}: ${describe(effective.errors)}`
+  }
+  const valid = message === 'OK'
+  const secretHidden = spec?.secret === true && !options.admin
+  const summary = [
+    source ? `served by ${source}` : 'not served',
+    present.length > 0 ? `present in ${present.join(', ')}` : null,
+    ...drift.map((d) => `drift ${d.layers.join('/')}${d.newer ? ` (${d.newer} newer)` : ''}`),
+  ]
+    .filter(Boolean)
+    .join('; ')
+
+  return {
+    key,
+    valid,
+    status: valid ? 'OK' : 'INVALID',
+    message,
+    summary,
+    source,
+    updated_at: effective?.updated_at ?? null,
+    sha256: effective?.sha256 ?? null,
+    layers,
+    drift,
+    warnings,
+    errors: effective?.errors ?? [],
+    payload_present: effective !== undefined,
+    ...(options.raw && !secretHidden ? { payload: source ? (docs.get(source) ?? null) : null } : {}),
+  }
+}
+
+function describe(errors: Array<{ path: string; message: string }>): string {
+  return errors.map((e) => `${e.path} ${e.message}`).join('; ')
+}
