@@ -14,6 +14,8 @@ describe('openapi.yaml', () => {
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/api/config',
       '/api/config/{key}',
+      '/api/migrate_configs_to_redis',
+      '/api/verify_config_store',
       '/config_api.php',
       '/health',
       '/ready',
