@@ -9,10 +9,16 @@ import { MigrateBody, MigrateReply, VerifyBody, VerifyReply } from '../src/schem
 import { verifyConfigStore } from '../src/verify.js'
 
 const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, { config }) => {
+  // `curl -X POST` with no body means "the defaults", as it did for the dashboard's buttons.
+  const emptyBodyIsDefaults = async (request: { body: unknown }) => {
+    request.body ??= {}
+  }
+
   app.post(
     '/api/verify_config_store',
     {
       config: { scope: 'config:read' },
+      preValidation: emptyBodyIsDefaults,
       schema: {
         summary: 'Check every layer directly: validity, drift, the effective value and its source',
         body: VerifyBody,
@@ -20,7 +26,7 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, 
       },
     },
     async (request) => {
-      const { keys, raw, includeRawJson, failOnDrift } = request.body ?? {}
+      const { keys, raw, includeRawJson, failOnDrift } = request.body
       return verifyConfigStore(app.store, {
         keys,
         raw: raw === true || includeRawJson === true,
@@ -34,6 +40,7 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, 
     '/api/migrate_configs_to_redis',
     {
       config: { scope: 'config:admin' },
+      preValidation: emptyBodyIsDefaults,
       schema: {
         summary: 'Copy the legacy PHP/file configs into Redis: newest wins, never over newer Redis data',
         body: MigrateBody,
@@ -41,7 +48,7 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, 
       },
     },
     async (request) => {
-      const { keys, dryRun, verify, force } = request.body ?? {}
+      const { keys, dryRun, verify, force } = request.body
       return migrateToRedis(app.store, { keys, dryRun, verify, force, lockTtlMs: config.MIGRATION_LOCK_TTL_MS })
     },
   )
