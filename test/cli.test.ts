@@ -1,0 +1,246 @@
+// The config-store command line, run as a child process against real Redis, a loopback PHP server and real files.
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { tempDir, uniquePrefix } from './helpers/app.js'
+import { buildLegacyWorld, token } from './helpers/legacy-world.js'
+import { type PhpServer, startPhpServer } from './helpers/php-server.js'
+import { startRedisServer } from './helpers/redis-server.js'
+
+const ROOT = new URL('..', import.meta.url).pathname
+
+function cli(args: string[], env: Record<string, string>, stdin?: string) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString()
+    })
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString()
+    })
+    child.stdin.end(stdin ?? '')
+    child.once('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+const VALID = {
+  magic_link_tokens: { abc: token },
+  polling_config: { active_days: [1, 2], enable_polling: true },
+  processing_prefs: { retry_count: 1 },
+  routing_rules: { rules: [] },
+  runtime_flags: {},
+  webhook_config: { webhook_url: '' },
+}
+
+let php: PhpServer
+let redis: Redis
+beforeAll(async () => {
+  php = await startPhpServer()
+  redis = new Redis(inject('redisUrl'))
+})
+afterAll(async () => {
+  redis.disconnect()
+  await php.close()
+})
+
+const filesEnv = () => ({ CONFIG_FILES_DIR: tempDir('cli') })
+const redisEnv = () => ({ ...filesEnv(), REDIS_URL: inject('redisUrl'), CONFIG_STORE_REDIS_PREFIX: uniquePrefix() })
+
+describe('config-store', () => {
+  it('--help, <command> --help, and an unknown command (one line, exit 2)', async () => {
+    const help = await cli(['--help'], filesEnv())
+    expect(help.code).toBe(0)
+    for (const c of ['serve', 'check', 'migrate', 'get', 'set', 'export', 'import'])
+      expect(help.stdout).toContain(`config-store ${c}`)
+    const sub = await cli(['migrate', '--help'], filesEnv())
+    expect(sub.stdout).toMatch(/^config-store migrate \[--dry-run\]/)
+    const bad = await cli(['frobnicate'], filesEnv())
+    expect(bad).toMatchObject({
+      code: 2,
+      stdout: '',
+      stderr: 'config-store: unknown command "frobnicate" (see config-store --help)\n',
+    })
+    const flag = await cli(['check', '--nope'], filesEnv())
+    expect(flag.code).toBe(2)
+    expect(flag.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  it('a bad environment variable: one line naming it, exit 1', async () => {
+    const res = await cli(['check'], { ...filesEnv(), CONFIG_STORE_MODE: 'sideways' })
+    expect(res.code).toBe(1)
+    expect(res.stderr).toMatch(/^config-store: invalid configuration: CONFIG_STORE_MODE: .*\(got "sideways"\)\n$/)
+  })
+})
+
+describe('config-store check', () => {
+  it('prints the legacy lines and exits 0 / 1 / 2', async () => {
+    const env = filesEnv()
+    for (const [key, doc] of Object.entries(VALID))
+      writeFileSync(join(env.CONFIG_FILES_DIR, `${key}.json`), JSON.stringify(doc))
+    const ok = await cli(['check'], env)
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toBe(
+      `${Object.keys(VALID)
+        .map((k) => `${k}: OK`)
+        .join('\n')}\n6 keys checked: 6 OK, 0 INVALID\n${'-'.repeat(40)}\n`,
+    )
+
+    writeFileSync(join(env.CONFIG_FILES_DIR, 'polling_config.json'), JSON.stringify({ active_days: [9] }))
+    const bad = await cli(['check', '--keys', 'polling_config', 'webhook_config'], env)
+    expect(bad.code).toBe(1)
+    expect(bad.stdout.split('\n').slice(0, 3)).toEqual([
+      'polling_config: INVALID (files: /active_days/0 must be <= 6)',
+      'webhook_config: OK',
+      '2 keys checked: 1 OK, 1 INVALID',
+    ])
+
+    const json = await cli(['check', '--json', '--keys', 'polling_config'], env)
+    expect(json.code).toBe(1)
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: false,
+      exit_code: 1,
+      keys: ['polling_config'],
+      results: [{ status: 'INVALID' }],
+    })
+
+    const unknown = await cli(['check', '--keys', 'nope'], env)
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toMatch(/^config-store: unknown keys: nope; allowed: magic_link_tokens, .*\n$/)
+  })
+})
+
+describe('config-store migrate', () => {
+  it('--only handling, dry run, the real run, exit codes 0 / 1 / 2 / 3', async () => {
+    const env = { ...redisEnv(), EXTERNAL_CONFIG_BASE_URL: php.url, CONFIG_API_TOKEN: php.token }
+    await buildLegacyWorld({ dir: env.CONFIG_FILES_DIR, php, redis, prefix: env.CONFIG_STORE_REDIS_PREFIX })
+
+    const none = await cli(['migrate', '--only', 'nope', '--only', 'Also Bad'], env)
+    expect(none.code).toBe(2)
+    expect(none.stderr).toContain('No valid values provided for --only')
+
+    const dry = await cli(['migrate', '--dry-run', '--only', 'polling_config', '--only', 'nope'], env)
+    expect(dry).toMatchObject({ code: 0, stdout: 'polling_config: DRY (source=php)\n' })
+    expect(dry.stderr).toContain('ignoring --only nope')
+    expect(await redis.get(`${env.CONFIG_STORE_REDIS_PREFIX}polling_config`)).toBeNull()
+
+    const run = await cli(['migrate', '--only', 'POLLING_CONFIG'], env)
+    expect(run).toMatchObject({ code: 0, stdout: 'polling_config: OK (source=php)\npolling_config: VERIFY OK\n' })
+
+    const json = await cli(['migrate', '--json', '--no-verify', '--require-redis'], env)
+    expect(json.code).toBe(1) // routing_rules is invalid in the legacy world
+    expect(JSON.parse(json.stdout)).toMatchObject({ success: false, exit_code: 1, dry_run: false })
+
+    await redis.set(`${env.CONFIG_STORE_REDIS_PREFIX}:migration_lock`, 'held-by-another', 'PX', 10_000)
+    const locked = await cli(['migrate'], env)
+    expect(locked.code).toBe(3)
+    expect(locked.stderr).toBe('config-store: another migration is running; try again when it ends\n')
+    php.files.clear()
+  })
+})
+
+describe('config-store get, set, export, import', () => {
+  it('set from standard input and from a file; get the effective value or one layer', async () => {
+    const env = redisEnv()
+    const set = await cli(['set', 'runtime_flags', '-'], env, '{"gmail_ingress_enabled": true}')
+    expect(set.code).toBe(0)
+    expect(set.stdout).toMatch(/^runtime_flags: written to redis \(_updated_at \d{4}-.*Z\)\n$/)
+    const file = join(env.CONFIG_FILES_DIR, 'in.json')
+    writeFileSync(file, '{"webhook_url": "https://hooks.example.com/x"}')
+    expect((await cli(['set', 'webhook_config', file], env)).code).toBe(0)
+
+    const get = await cli(['get', 'runtime_flags'], env)
+    expect(get.code).toBe(0)
+    expect(JSON.parse(get.stdout)).toMatchObject({ gmail_ingress_enabled: true })
+    expect((await cli(['get', 'runtime_flags', '--source', 'files'], env)).stderr).toBe(
+      'config-store: the files layer does not hold runtime_flags\n',
+    )
+    expect((await cli(['get', 'runtime_flags', '--source', 'php'], env)).stderr).toBe(
+      'config-store: the php layer is not configured\n',
+    )
+    expect((await cli(['get', '../etc/passwd'], env)).code).toBe(2)
+
+    const invalid = await cli(['set', 'polling_config', '-'], env, '{"active_days": [9]}')
+    expect(invalid.code).toBe(1)
+    expect(invalid.stderr).toBe('config-store: polling_config does not match its schema\n')
+    const notJson = await cli(['set', 'polling_config', '-'], env, '{oops')
+    expect(notJson).toMatchObject({ code: 2, stderr: 'config-store: standard input is not valid JSON\n' })
+    expect(await redis.get(`${env.CONFIG_STORE_REDIS_PREFIX}polling_config`)).toBeNull()
+  })
+
+  it('export → import round trip gives back the same content, byte for byte', async () => {
+    const env = redisEnv()
+    for (const [key, doc] of Object.entries(VALID)) await cli(['set', key, '-'], env, JSON.stringify(doc))
+    const bundles = tempDir('bundles') // outside CONFIG_FILES_DIR, where a .json file would be a key
+    const a = join(bundles, 'a.json')
+    const b = join(bundles, 'b.json')
+    expect((await cli(['export', '--out', a], env)).stdout).toBe(`exported 6 keys to ${a}\n`)
+
+    await cli(['set', 'polling_config', '-'], env, '{"active_days": [5]}')
+    await redis.del(`${env.CONFIG_STORE_REDIS_PREFIX}webhook_config`)
+
+    const dry = await cli(['import', a, '--dry-run'], env)
+    expect(dry.stdout).toBe(
+      'would import 6 keys: magic_link_tokens, polling_config, processing_prefs, routing_rules, runtime_flags, webhook_config\n',
+    )
+    expect(await redis.get(`${env.CONFIG_STORE_REDIS_PREFIX}webhook_config`)).toBeNull()
+
+    const imported = await cli(['import', a], env)
+    expect(imported.code).toBe(0)
+    await cli(['export', '--out', b], env)
+    const configs = (file: string) => JSON.stringify(JSON.parse(readFileSync(file, 'utf8')).configs, null, 2)
+    expect(configs(b)).toBe(configs(a))
+  })
+
+  it('import is all or nothing: one invalid document and nothing is written', async () => {
+    const env = redisEnv()
+    const bundle = join(env.CONFIG_FILES_DIR, 'bundle.json')
+    writeFileSync(
+      bundle,
+      JSON.stringify({
+        format: 'config-store-export/1',
+        configs: { runtime_flags: { a: true }, polling_config: { active_days: [8] } },
+      }),
+    )
+    const res = await cli(['import', bundle], env)
+    expect(res.code).toBe(1)
+    expect(res.stderr).toBe(
+      'config-store: import refused, nothing written: polling_config /active_days/0 must be <= 6\n',
+    )
+    expect(await redis.keys(`${env.CONFIG_STORE_REDIS_PREFIX}*`)).toEqual([])
+    writeFileSync(bundle, '{"configs": {}}')
+    expect((await cli(['import', bundle], env)).stderr).toBe(
+      `config-store: ${bundle} is not a config-store export bundle\n`,
+    )
+  })
+
+  it('import is all or nothing: a write that fails midway puts back the keys already written', async () => {
+    const server = await startRedisServer()
+    const admin = new Redis(server.url)
+    const env = { ...filesEnv(), REDIS_URL: server.url, CONFIG_STORE_REDIS_PREFIX: 'p:' }
+    const bundle = join(tempDir('bundles'), 'bundle.json')
+    const big = { notes: 'x'.repeat(2_000_000) }
+    writeFileSync(
+      bundle,
+      JSON.stringify({
+        format: 'config-store-export/1',
+        configs: { first_key: { a: 1 }, big_key: big, third_key: { c: 3 } },
+      }),
+    )
+    // Redis refuses writes (OOM) near maxmemory while reads and DEL still work: a write after first_key fails for real.
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
+    await admin.config('SET', 'maxmemory', String(used + 1_000_000))
+    const res = await cli(['import', bundle], env)
+    expect(res.code).toBe(1)
+    expect(res.stderr).toMatch(/^config-store: import failed at (big_key|third_key) and was rolled back: /) // first_key was written
+    expect(await admin.keys('p:*')).toEqual([])
+    admin.disconnect()
+    await server.stop()
+  })
+})
