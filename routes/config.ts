@@ -1,6 +1,7 @@
 // The config API (api.md "Routes"): list, read (through the layers, or one layer with ?source=), write, merge-patch
 // and delete one key.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import { allowsKey } from '../src/auth.js'
 import type { Resolved } from '../src/cache.js'
@@ -14,22 +15,36 @@ import {
   ListReply,
 } from '../src/schemas/api.js'
 import type { Written } from '../src/store.js'
+import { now } from '../src/time.js'
 
 const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
-  const isSecret = (key: string) => store.validator.spec(key)?.secret === true
-  const now = () => new Date().toISOString()
-  const written = (w: Written) => ({
-    status: 'success' as const,
-    key: w.key,
-    data: w.doc,
-    meta: { source: w.source, updated_at: w.updatedAt },
-    timestamp: now(),
-  })
+  const isSecret = (key: string) => store.validator.isSecret(key)
+  // Answers are built from the document's JSON text as stored, never parsed and serialised again; a cached read's
+  // body is built once per value, and its timestamped form once per millisecond. A JSON string sent with a JSON
+  // content type goes out as it is, without the serializer (ConfigReply documents the shape).
+  const bodyOf = (key: string, json: string, source: string, updatedAt: string | null) =>
+    `{"status":"success","key":"${key}","data":${json},"meta":{"source":"${source}","updated_at":${JSON.stringify(updatedAt)}}`
 
-  // Built once per cached value: a cached read costs one string concatenation, not a parse and a stringify.
-  const bodyOf = (r: Resolved) =>
-    (r.body ??= `{"status":"success","key":"${r.key}","data":${r.json},"meta":{"source":"${r.source}","updated_at":${JSON.stringify(r.updatedAt)}}`)
+  function send(reply: FastifyReply, source: string, text: string): void {
+    reply
+      .header('x-config-source', source)
+      .type('application/json; charset=utf-8')
+      .send(text as never)
+  }
+
+  function sendResolved(reply: FastifyReply, r: Resolved): void {
+    const ms = Date.now()
+    if (r.sentAt !== ms || r.response === undefined) {
+      r.body ??= bodyOf(r.key, r.json, r.source, r.updatedAt)
+      r.response = `${r.body},"timestamp":"${new Date(ms).toISOString()}"}`
+      r.sentAt = ms
+    }
+    send(reply, r.source, r.response)
+  }
+
+  const sendWritten = (reply: FastifyReply, w: Written) =>
+    send(reply, w.source, `${bodyOf(w.key, w.json, w.source, w.updatedAt)},"timestamp":"${now()}"}`)
 
   app.get(
     '/api/config',
@@ -55,14 +70,14 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ConfigReply, ...errorResponses },
       },
     },
-    async (request, reply) => {
+    (request, reply) => {
       const { key } = request.params
       request.authorizeKey(key, 'config:read', isSecret(key))
       const { source } = request.query
-      const resolved = source === undefined ? await store.read(key) : await store.readFrom(source, key)
-      reply.header('x-config-source', resolved.source).type('application/json; charset=utf-8')
-      // A JSON string with a JSON content type is sent as it is, without the serializer (ConfigReply documents it).
-      return reply.send(`${bodyOf(resolved)},"timestamp":"${now()}"}` as never)
+      const hit = source === undefined ? store.cache.get(key) : undefined
+      if (hit !== undefined) return sendResolved(reply, hit) // synchronous: no promise on the hot path
+      const read = source === undefined ? store.read(key) : store.readFrom(source, key)
+      return read.then((r) => sendResolved(reply, r))
     },
   )
 
@@ -80,9 +95,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const { key } = request.params
       request.authorizeKey(key, 'config:write', isSecret(key))
-      const w = await store.write(key, request.body)
-      reply.header('x-config-source', w.source)
-      return written(w)
+      sendWritten(reply, await store.write(key, request.body))
     },
   )
 
@@ -100,9 +113,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const { key } = request.params
       request.authorizeKey(key, 'config:write', isSecret(key))
-      const w = await store.patch(key, request.body)
-      reply.header('x-config-source', w.source)
-      return written(w)
+      sendWritten(reply, await store.patch(key, request.body))
     },
   )
 

@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AppError } from '../src/errors.js'
 import { Document, LegacyError, Timestamp } from '../src/schemas/api.js'
+import { now } from '../src/time.js'
 import { isDocument, isValidKey } from '../stores/types.js'
 
 const LegacyRead = Type.Object({
@@ -18,7 +19,6 @@ const legacyErrors = { '4xx': LegacyError, '5xx': LegacyError }
 
 const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
-  const isSecret = (key: string) => store.validator.spec(key)?.secret === true
   const normalize = (key: unknown) => (typeof key === 'string' ? key.trim().toLowerCase() : '')
 
   app.get(
@@ -31,23 +31,19 @@ const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: LegacyRead, ...legacyErrors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const key = normalize(request.query.key)
       if (!isValidKey(key)) throw new AppError('INVALID_KEY', 'Invalid key')
-      request.authorizeKey(key, 'config:read', isSecret(key))
-      let config = {}
+      request.authorizeKey(key, 'config:read', store.validator.isSecret(key))
+      let json = '{}' // PHP's answer for a key never written
       try {
-        config = JSON.parse((await store.read(key)).json)
+        json = (store.cache.get(key) ?? (await store.read(key))).json
       } catch (err) {
         if (!(err instanceof AppError && err.code === 'CONFIG_NOT_FOUND')) throw err
       }
-      return {
-        success: true as const,
-        config,
-        status: 'success' as const,
-        data: config,
-        timestamp: new Date().toISOString(),
-      }
+      // Built from the stored JSON text, not parsed and serialised again (LegacyRead documents the shape).
+      const text = `{"success":true,"config":${json},"status":"success","data":${json},"timestamp":"${now()}"}`
+      return reply.type('application/json; charset=utf-8').send(text as never)
     },
   )
 
@@ -64,9 +60,9 @@ const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const key = normalize(request.body.key)
       if (!isValidKey(key) || !isDocument(request.body.config)) throw new AppError('BAD_REQUEST', 'Invalid payload')
-      request.authorizeKey(key, 'config:write', isSecret(key))
+      request.authorizeKey(key, 'config:write', store.validator.isSecret(key))
       await store.write(key, request.body.config)
-      return { success: true as const, status: 'success' as const, timestamp: new Date().toISOString() }
+      return { success: true as const, status: 'success' as const, timestamp: now() }
     },
   )
 

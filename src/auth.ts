@@ -3,7 +3,6 @@
 // `config.scope`; handlers check per-key limits (`keys` claim, secret keys) with `request.authorizeKey`.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import fastifyJwt from '@fastify/jwt'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type Static, Type } from 'typebox'
@@ -91,6 +90,14 @@ function matchStatic(entries: TokenEntry[], token: string): Principal | undefine
 }
 
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/
+const JWT_RECHECK_MS = 60_000
+const VERIFIED_MAX = 1000
+
+interface Verified {
+  principal: Principal
+  /** Epoch ms until which the token needs no new check (a JWT's `exp`, or at most a minute). */
+  until: number
+}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -113,6 +120,13 @@ export function allowsKey(principal: Principal, key: string): boolean {
   return principal.keys.some((p) => (p.endsWith('*') ? key.startsWith(p.slice(0, -1)) : key === p))
 }
 
+/** The token of an `Authorization: Bearer <token>` header (the scheme in any case), or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  if (header.startsWith('Bearer ') && header.indexOf(' ', 7) === -1) return header.slice(7) || undefined
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1]
+}
+
 const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message)
 
 const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (token: string) => void }> = async (
@@ -123,6 +137,7 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
   if (generated !== undefined) onGeneratedToken?.(generated)
   const jwtKey = config.JWT_SECRET ?? config.jwtPublicKey
   if (jwtKey !== undefined) {
+    const { default: fastifyJwt } = await import('@fastify/jwt') // loaded only when configured (start-up time)
     await app.register(fastifyJwt, {
       secret: config.JWT_SECRET ?? { public: jwtKey },
       verify: {
@@ -134,7 +149,7 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
     })
   }
 
-  function verifyJwt(token: string): Principal | undefined {
+  function verifyJwt(token: string): Verified | undefined {
     if (jwtKey === undefined || !JWT_SHAPE.test(token)) return undefined
     let claims: Record<string, unknown>
     try {
@@ -144,20 +159,35 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
     }
     const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ') : claims.scopes
     const keys = claims.keys
-    return {
+    const principal = {
       name: typeof claims.sub === 'string' ? claims.sub : 'jwt',
       level: Array.isArray(scopes) ? levelOf(scopes.map(String)) : 0,
       keys: Array.isArray(keys) ? keys.map(String) : undefined,
     }
+    const maxUntil = Date.now() + JWT_RECHECK_MS
+    return { principal, until: typeof claims.exp === 'number' ? Math.min(claims.exp * 1000, maxUntil) : maxUntil }
   }
 
+  // Auth work done once per token (issue 4): a token is checked in full — JWT signature and claims, or a
+  // constant-time comparison with every static token — the first time it is seen; later requests with the very
+  // same token find the result here, until it expires. Only tokens that passed are kept, and only so many.
+  const verified = new Map<string, Verified>()
+
   function authenticate(request: FastifyRequest): Principal {
-    const header = request.headers.authorization
-    const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header)
-    if (!match?.[1]) throw unauthorized('an Authorization: Bearer <token> header is required')
-    const principal = verifyJwt(match[1]) ?? matchStatic(entries, match[1])
-    if (principal === undefined) throw unauthorized('the bearer token is not valid')
-    return principal
+    const token = bearerToken(request.headers.authorization)
+    if (!token) throw unauthorized('an Authorization: Bearer <token> header is required')
+    const known = verified.get(token)
+    if (known !== undefined && known.until > Date.now()) return known.principal
+    const found = verifyJwt(token) ?? matchStaticToken(token)
+    if (found === undefined) throw unauthorized('the bearer token is not valid')
+    if (verified.size >= VERIFIED_MAX) verified.clear()
+    verified.set(token, found)
+    return found.principal
+  }
+
+  function matchStaticToken(token: string): Verified | undefined {
+    const principal = matchStatic(entries, token)
+    return principal === undefined ? undefined : { principal, until: Number.POSITIVE_INFINITY }
   }
 
   app.decorateRequest('principal', null)
@@ -173,11 +203,18 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
     if (!allowsKey(p, key)) throw new AppError('FORBIDDEN', `this token may not touch ${key}`)
   })
 
-  app.addHook('onRequest', async (request) => {
+  // A callback hook, not an async one: no promise per request on the hot path.
+  app.addHook('onRequest', (request, _reply, done) => {
     const scope = request.routeOptions.config.scope
-    if (scope === undefined) return
-    request.principal = authenticate(request)
-    if (request.principal.level < LEVEL[scope]) throw new AppError('FORBIDDEN', `this needs the ${scope} scope`)
+    if (scope === undefined) return done()
+    try {
+      request.principal = authenticate(request)
+    } catch (err) {
+      return done(err as AppError)
+    }
+    done(
+      request.principal.level < LEVEL[scope] ? new AppError('FORBIDDEN', `this needs the ${scope} scope`) : undefined,
+    )
   })
 }
 

@@ -9,8 +9,11 @@ export interface Resolved {
   json: string
   source: LayerName
   updatedAt: string | null
-  /** The cached part of the GET response, built once per cached value by the route. */
+  /** The GET response without its timestamp, built once per value by the route. */
   body?: string
+  /** The whole GET response, and the millisecond its timestamp names. */
+  response?: string
+  sentAt?: number
 }
 
 export interface CacheOptions {
@@ -56,7 +59,8 @@ export class ConfigCache {
   /** Stores a value read while `epoch` was current; dropped when anything was invalidated since. */
   set(value: Resolved, epoch: number): void {
     if (!this.#active || epoch !== this.epoch) return
-    const bytes = value.json.length * 2 + 256
+    // The JSON text, plus the two response strings the route derives from it; two bytes a character at worst.
+    const bytes = value.json.length * 6 + 256
     if (bytes > this.maxBytes) return
     this.#drop(value.key)
     while (this.#bytes + bytes > this.maxBytes) {

@@ -292,7 +292,7 @@ async function withStore(fn: (store: ConfigStore, config: AppConfig) => Promise<
   const config = loadConfig(readEnvironment())
   // Quiet unless LOG_LEVEL asks: stdout is for the command's output, logs go to stderr.
   const logger = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'silent', pino.destination(2))
-  const opened = openStore(config, logger)
+  const opened = await openStore(config, logger)
   await opened.connected
   try {
     return await fn(opened.store, config)

@@ -53,7 +53,18 @@ export function startInvalidation(opts: {
         subscriberId = id
       }
       await redis.call('CLIENT', 'TRACKING', 'OFF')
-      await redis.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(subscriberId), 'BCAST', 'PREFIX', prefix)
+      // NOLOOP: this instance's own writes are dropped from its cache as they are made.
+      await redis.call(
+        'CLIENT',
+        'TRACKING',
+        'ON',
+        'REDIRECT',
+        String(subscriberId),
+        'BCAST',
+        'PREFIX',
+        prefix,
+        'NOLOOP',
+      )
       cache.setActive(true)
       log.info({ layer: 'redis' }, 'cache invalidation active')
     } catch (err) {

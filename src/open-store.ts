@@ -2,9 +2,9 @@
 // cache and its invalidation. Shared by the HTTP server (src/plugins/store.ts) and the command line.
 
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { createFileStore } from '../stores/file-store.js'
-import { createPhpStore, type PhpStore } from '../stores/php-store.js'
+import type { PhpStore } from '../stores/php-store.js'
 import { createRedisStore } from '../stores/redis-store.js'
 import type { Layer } from '../stores/types.js'
 import { ConfigCache } from './cache.js'
@@ -16,15 +16,16 @@ import { createValidator } from './validation.js'
 
 export interface OpenedStore {
   store: ConfigStore
-  redis: Redis | undefined
   /** Resolves once Redis answered (and cache invalidation is set up) or failed its first connect, so a fresh
    * process does not start on a fallback. */
   connected: Promise<void>
   close(): Promise<void>
 }
 
-function connectRedis(config: AppConfig, log: Logger, role: string, extra: { protocol?: 2 } = {}): Redis {
-  const redis = new Redis(config.REDIS_URL as string, {
+type RedisClass = typeof import('ioredis').Redis
+
+function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: string, extra: { protocol?: 2 } = {}) {
+  const redis = new Client(config.REDIS_URL as string, {
     connectionName: `config-store:${role}`,
     enableOfflineQueue: false, // fail fast while Redis is down, never queue
     maxRetriesPerRequest: 0,
@@ -46,7 +47,11 @@ function connectRedis(config: AppConfig, log: Logger, role: string, extra: { pro
   return redis
 }
 
-export function openStore(config: AppConfig, log: Logger, opts: { invalidation?: boolean } = {}): OpenedStore {
+export async function openStore(
+  config: AppConfig,
+  log: Logger,
+  opts: { invalidation?: boolean } = {},
+): Promise<OpenedStore> {
   const validator = createValidator({
     schemasDir: config.CONFIG_SCHEMAS_DIR,
     unknownKeys: config.CONFIG_STORE_UNKNOWN_KEYS,
@@ -58,17 +63,20 @@ export function openStore(config: AppConfig, log: Logger, opts: { invalidation?:
   let invalidation: Invalidation | undefined
   for (const name of config.layers) {
     if (name === 'redis') {
-      const redis = connectRedis(config, log, 'commands')
+      const { Redis: Client } = await import('ioredis') // loaded only when configured (start-up time)
+      const redis = connectRedis(Client, config, log, 'commands')
       clients.push(redis)
       layers.push(createRedisStore({ redis, prefix: config.CONFIG_STORE_REDIS_PREFIX }))
       if (opts.invalidation !== false) {
-        const subscriber = connectRedis(config, log, 'invalidation', { protocol: 2 })
+        const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 })
         clients.push(subscriber)
         invalidation = startInvalidation({ redis, subscriber, prefix: config.CONFIG_STORE_REDIS_PREFIX, cache, log })
       } else {
         cache.setActive(false)
       }
     } else if (name === 'php') {
+      // Loaded only when configured: the HTTP client is a large part of start-up time.
+      const { createPhpStore } = await import('../stores/php-store.js')
       php = createPhpStore({
         baseUrl: config.EXTERNAL_CONFIG_BASE_URL as string,
         token: config.CONFIG_API_TOKEN as string,
@@ -86,7 +94,6 @@ export function openStore(config: AppConfig, log: Logger, opts: { invalidation?:
     }
   }
   const store = createConfigStore({ layers, validator, cache, log, invalidation })
-  const [redis] = clients
   const connected = Promise.all(
     clients.map(
       (c) =>
@@ -99,7 +106,6 @@ export function openStore(config: AppConfig, log: Logger, opts: { invalidation?:
   ).then(() => invalidation?.settled())
   return {
     store,
-    redis,
     connected,
     async close() {
       await Promise.all([...clients.map((c) => c.quit().catch(() => c.disconnect())), php?.close()])

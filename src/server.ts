@@ -15,14 +15,10 @@ export async function startServer(config: AppConfig = loadConfig(readEnvironment
         `config-store: no AUTH_TOKENS or JWT key is set; this run's admin token (loopback only): ${token}\n`,
       ),
   })
-  // Keep-alive connections that were busy when the close began must not hold the process open afterwards.
-  let closing = false
+  // Keep-alive connections that were busy when the close began must not hold the process open afterwards: from
+  // then on a connection is closed as soon as its response is done (Node reads this at the end of each response).
   app.addHook('preClose', async () => {
-    closing = true
-  })
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close')
-    done(null, payload)
+    app.server.keepAliveTimeout = 1
   })
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'closing after an error')

@@ -25,6 +25,8 @@ export interface StoreOptions {
 export interface Written {
   key: string
   doc: ConfigDocument
+  /** The document's JSON text, as written. */
+  json: string
   source: LayerName
   updatedAt: string
 }
@@ -42,9 +44,7 @@ function checkKey(key: string): void {
     throw new AppError('INVALID_KEY', `invalid key ${JSON.stringify(key)}: it must match ^[a-z0-9_-]{1,128}$`)
 }
 
-export function updatedAtOf(doc: ConfigDocument): string | null {
-  return typeof doc._updated_at === 'string' ? doc._updated_at : null
-}
+const WARN_EVERY_MS = 10_000
 
 export function createConfigStore({ layers, validator, cache, log, invalidation }: StoreOptions) {
   if (layers[0] === undefined) throw new Error('no store layer is configured')
@@ -52,9 +52,24 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
   const byName = new Map(layers.map((l) => [l.name, l]))
   const unavailableCount: Record<string, number> = {}
 
+  // One WARN line per layer and key and kind of event, then at most one every WARN_EVERY_MS with the number of
+  // repeats in between: a layer that is down must not turn every read into log lines.
+  const quiet = new Map<string, { until: number; repeats: number }>()
+  function warn(id: string, fields: Record<string, unknown>, message: string): void {
+    const now = Date.now()
+    const seen = quiet.get(id)
+    if (seen !== undefined && now < seen.until) {
+      seen.repeats++
+      return
+    }
+    log.warn(seen?.repeats ? { ...fields, repeats: seen.repeats } : fields, message)
+    if (quiet.size >= 10_000) quiet.clear()
+    quiet.set(id, { until: now + WARN_EVERY_MS, repeats: 0 })
+  }
+
   function noteUnavailable(layer: LayerName, key: string, reason: string): void {
     unavailableCount[layer] = (unavailableCount[layer] ?? 0) + 1
-    log.warn({ layer, key, reason }, `${layer} layer unavailable for ${key}`)
+    warn(`down:${layer}:${key}`, { layer, key, reason }, `${layer} layer unavailable for ${key}`)
   }
 
   function layer(name: LayerName): Layer {
@@ -73,8 +88,9 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
     for (const l of layers) {
       const r = await l.get(key)
       if (r.state === 'hit') {
-        if (down.length > 0) log.warn({ layer: l.name, key, down }, `served ${key} from ${l.name} (fallback)`)
-        const resolved: Resolved = { key, json: r.json, source: l.name, updatedAt: updatedAtOf(r.doc) }
+        if (down.length > 0)
+          warn(`fallback:${l.name}:${key}`, { layer: l.name, key, down }, `served ${key} from ${l.name} (fallback)`)
+        const resolved: Resolved = { key, json: r.json, source: l.name, updatedAt: r.updatedAt }
         cache.set(resolved, epoch)
         return resolved
       }
@@ -96,7 +112,7 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
   async function readFrom(name: LayerName, key: string): Promise<Resolved> {
     checkKey(key)
     const r = await layer(name).get(key)
-    if (r.state === 'hit') return { key, json: r.json, source: name, updatedAt: updatedAtOf(r.doc) }
+    if (r.state === 'hit') return { key, json: r.json, source: name, updatedAt: r.updatedAt }
     if (r.state === 'absent') throw new AppError('CONFIG_NOT_FOUND', `the ${name} layer does not hold ${key}`)
     noteUnavailable(name, key, r.reason)
     throw new AppError('STORE_UNAVAILABLE', `the ${name} layer could not be reached`)
@@ -126,8 +142,9 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
   }
 
   async function commit(key: string, doc: ConfigDocument): Promise<Written> {
+    const json = JSON.stringify(doc)
     try {
-      await primary.set(key, doc)
+      await primary.set(key, doc, json)
     } catch (err) {
       log.warn({ layer: primary.name, key, reason: reasonOf(err) }, `write of ${key} refused: primary down`)
       throw new AppError(
@@ -141,7 +158,7 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
     }
     // A Redis write reaches other instances through tracking; anything else is announced.
     if (primary.name !== 'redis') await invalidation?.announce(key)
-    return { key, doc, source: primary.name, updatedAt: doc._updated_at as string }
+    return { key, doc, json, source: primary.name, updatedAt: doc._updated_at as string }
   }
 
   /** JSON Merge Patch (RFC 7396) on the effective document, then written like a POST. */

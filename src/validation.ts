@@ -17,6 +17,8 @@ export interface DocumentValidator {
   /** Keys that have a schema (built-in and custom). */
   schemaKeys(): string[]
   spec(key: string): KeySpec | undefined
+  /** Holds credentials: reading or writing it needs admin. */
+  isSecret(key: string): boolean
   /** Checks a document (its `_updated_at` is ignored) and returns its stored form, without `_updated_at`. */
   validate(key: string, doc: ConfigDocument): ValidationResult
   /** False when CONFIG_STORE_UNKNOWN_KEYS=reject and the key has no schema. */
@@ -27,10 +29,15 @@ const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor'])
 
 function forbiddenNames(value: unknown, path: string, errors: ErrorDetail[]): void {
   if (typeof value !== 'object' || value === null) return
-  for (const [name, child] of Object.entries(value)) {
-    const at = `${path}/${name}`
-    if (FORBIDDEN_NAMES.has(name)) errors.push({ path: at, message: `the property name "${name}" is not allowed` })
-    forbiddenNames(child, at, errors)
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) forbiddenNames(value[i], `${path}/${i}`, errors)
+    return
+  }
+  for (const name of Object.keys(value)) {
+    const child = (value as Record<string, unknown>)[name]
+    if (FORBIDDEN_NAMES.has(name))
+      errors.push({ path: `${path}/${name}`, message: `the property name "${name}" is not allowed` })
+    if (typeof child === 'object' && child !== null) forbiddenNames(child, `${path}/${name}`, errors)
   }
 }
 
@@ -95,6 +102,7 @@ export function createValidator(opts: { schemasDir?: string | undefined; unknown
   const custom = loadCustomSchemas(opts.schemasDir)
   const compiled = new Map<string, Validator>()
   const spec = (key: string): KeySpec | undefined => BUILTIN_KEYS[key] ?? custom.get(key)
+  const secrets = new Set(Object.keys(BUILTIN_KEYS).filter((k) => BUILTIN_KEYS[k]?.secret))
 
   function compiledFor(key: string, s: KeySpec): Validator {
     let v = compiled.get(key)
@@ -109,6 +117,7 @@ export function createValidator(opts: { schemasDir?: string | undefined; unknown
     kind: (key) => (key in BUILTIN_KEYS ? 'builtin' : custom.has(key) ? 'custom' : 'none'),
     schemaKeys: () => [...Object.keys(BUILTIN_KEYS), ...custom.keys()].sort(),
     spec,
+    isSecret: (key) => secrets.has(key),
     accepts: (key) => opts.unknownKeys === 'allow' || spec(key) !== undefined,
 
     validate(key, input) {
@@ -117,7 +126,8 @@ export function createValidator(opts: { schemasDir?: string | undefined; unknown
       forbiddenNames(doc, '', errors)
       const s = spec(key)
       if (s !== undefined) {
-        errors.push(...describe(compiledFor(key, s).Errors(doc)))
+        const schema = compiledFor(key, s)
+        if (!schema.Check(doc)) errors.push(...describe(schema.Errors(doc)))
         s.check?.(doc, errors)
       }
       if (errors.length > 0) return { ok: false, errors: firstPerPath(errors) }

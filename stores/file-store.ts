@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { access, constants, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
-import { type ConfigDocument, isValidKey, type Layer, parseDocument, type ReadResult, timed } from './types.js'
+import { type ConfigDocument, isValidKey, type Layer, type ReadResult, TextReader, timed } from './types.js'
 
 export interface FileStoreOptions {
   dir: string
@@ -23,6 +23,7 @@ const MAGIC_ALIAS = 'magic_links'
 export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions): FileStore {
   const root = resolve(dir)
   const unavailable = (err: unknown) => new LayerUnavailableError('files', reasonOf(err), err)
+  const reader = new TextReader()
 
   function pathsOf(key: string): string[] {
     const own = join(root, `${key}.json`)
@@ -68,9 +69,7 @@ export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions):
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
           return { state: 'unavailable', reason: reasonOf(err) }
         }
-        const doc = parseDocument(text)
-        if (doc === undefined) return { state: 'unavailable', reason: `${path} does not hold a JSON object` }
-        return { state: 'hit', doc, json: JSON.stringify(doc) }
+        return reader.hit(key, text) ?? { state: 'unavailable', reason: `${path} does not hold a JSON object` }
       }
       return { state: 'absent' }
     },

@@ -3,7 +3,7 @@
 // and a small circuit breaker so that a PHP host that is down costs a read nothing while it is known to be down.
 import { Pool } from 'undici'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
-import { type ConfigDocument, isDocument, type Layer, type ReadResult, timed } from './types.js'
+import { type ConfigDocument, hitFromDoc, isDocument, type Layer, type ReadResult, timed } from './types.js'
 
 export interface PhpStoreOptions {
   baseUrl: string
@@ -107,12 +107,12 @@ export function createPhpStore(options: PhpStoreOptions): PhpStore {
     if (!isDocument(config)) return { state: 'unavailable', reason: 'PHP API reply holds no config object' }
     // `{}` is PHP's "never written"; a document holding only `_updated_at` is how this layer deletes (store.md).
     if (Object.keys(config).every((k) => k === '_updated_at')) return { state: 'absent' }
-    return { state: 'hit', doc: config, json: JSON.stringify(config) }
+    return hitFromDoc(config)
   }
 
-  async function set(key: string, doc: ConfigDocument): Promise<void> {
+  async function set(key: string, doc: ConfigDocument, json = JSON.stringify(doc)): Promise<void> {
     try {
-      await call('POST', base.pathname, JSON.stringify({ key, config: doc }))
+      await call('POST', base.pathname, `{"key":${JSON.stringify(key)},"config":${json}}`)
     } catch (err) {
       throw new LayerUnavailableError('php', reasonOf(err), err)
     }

@@ -7,11 +7,16 @@ export const LAYER_ORDER: readonly LayerName[] = ['redis', 'php', 'files']
 
 export type ConfigDocument = Record<string, unknown>
 
+/** A document a layer holds: its JSON text, its `_updated_at`, and the document itself. */
+export interface Hit {
+  readonly state: 'hit'
+  readonly json: string
+  readonly updatedAt: string | null
+  readonly doc: ConfigDocument
+}
+
 /** A read never returns a bare `{}`: it is a hit, an answered absence, or a layer that could not answer. */
-export type ReadResult =
-  | { state: 'hit'; doc: ConfigDocument; json: string }
-  | { state: 'absent' }
-  | { state: 'unavailable'; reason: string }
+export type ReadResult = Hit | { state: 'absent' } | { state: 'unavailable'; reason: string }
 
 export type DeleteOutcome = 'deleted' | 'absent'
 
@@ -24,8 +29,9 @@ export interface LayerHealth {
 export interface Layer {
   readonly name: LayerName
   get(key: string): Promise<ReadResult>
-  /** Stores the whole document; throws LayerUnavailableError when the layer cannot take it. */
-  set(key: string, doc: ConfigDocument): Promise<void>
+  /** Stores the whole document (`json` is its JSON text, when the caller has it already); throws
+   * LayerUnavailableError when the layer cannot take it. */
+  set(key: string, doc: ConfigDocument, json?: string): Promise<void>
   /** Throws LayerUnavailableError when the layer cannot answer. */
   delete(key: string): Promise<DeleteOutcome>
   /** Config keys this layer holds (a layer that cannot list, like the PHP API, returns []). */
@@ -37,6 +43,49 @@ export const KEY_PATTERN = /^[a-z0-9_-]{1,128}$/
 
 export function isValidKey(key: unknown): key is string {
   return typeof key === 'string' && KEY_PATTERN.test(key)
+}
+
+const updatedAtOf = (doc: ConfigDocument) => (typeof doc._updated_at === 'string' ? doc._updated_at : null)
+
+export function hitFromDoc(doc: ConfigDocument): Hit {
+  return { state: 'hit', doc, json: JSON.stringify(doc), updatedAt: updatedAtOf(doc) }
+}
+
+// What a stored text holds (whether it is an object, and its `_updated_at`) is remembered per key, with the text it
+// was read from: the same value read again — the usual case — costs a string comparison, not a parse (issue 4). The
+// document itself is parsed only when someone asks for it; a read served as JSON text never needs it.
+class TextHit implements Hit {
+  readonly state = 'hit'
+  #doc: ConfigDocument | undefined
+  constructor(
+    readonly json: string,
+    readonly updatedAt: string | null,
+    doc?: ConfigDocument,
+  ) {
+    this.#doc = doc
+  }
+  get doc(): ConfigDocument {
+    this.#doc ??= JSON.parse(this.json) as ConfigDocument
+    return this.#doc
+  }
+}
+
+const MEMO_MAX_KEYS = 10_000
+
+export class TextReader {
+  readonly #last = new Map<string, { json: string; updatedAt: string | null }>()
+
+  /** A hit for the JSON text stored at `key`, or undefined when the text is not a JSON object. */
+  hit(key: string, json: string): Hit | undefined {
+    const last = this.#last.get(key)
+    if (last !== undefined && last.json === json) return new TextHit(json, last.updatedAt)
+    const doc = parseDocument(json)
+    if (doc === undefined) return undefined
+    const updatedAt = updatedAtOf(doc)
+    if (this.#last.size >= MEMO_MAX_KEYS) this.#last.clear()
+    this.#last.set(key, { json, updatedAt })
+    return new TextHit(json, updatedAt, doc)
+  }
 }
 
 /** Parses a stored JSON text; only a JSON object is a document. */

@@ -4,10 +4,10 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { startRedisServer } from '../scripts/redis-server.js'
 import { tempDir, uniquePrefix } from './helpers/app.js'
 import { buildLegacyWorld, token } from './helpers/legacy-world.js'
 import { type PhpServer, startPhpServer } from './helpers/php-server.js'
-import { startRedisServer } from './helpers/redis-server.js'
 
 const ROOT = new URL('..', import.meta.url).pathname
 

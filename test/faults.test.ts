@@ -3,9 +3,9 @@
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, startRedisServer } from '../scripts/redis-server.js'
 import { bearer, buildTestApp, tempDir } from './helpers/app.js'
 import { type PhpServer, startPhpServer } from './helpers/php-server.js'
-import { type RedisServer, startRedisServer } from './helpers/redis-server.js'
 
 const until = async (check: () => Promise<boolean>, ms: number) => {
   const deadline = Date.now() + ms

@@ -13,7 +13,7 @@ declare module 'fastify' {
 }
 
 const storePlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { config }) => {
-  const opened = openStore(config, app.log)
+  const opened = await openStore(config, app.log)
   app.decorate('store', opened.store)
   app.addHook('onReady', () => opened.connected)
   app.addHook('onClose', () => opened.close())

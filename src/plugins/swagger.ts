@@ -1,5 +1,8 @@
 // The OpenAPI document, built from the route schemas, and Swagger UI at /docs. Routes that need a scope are marked
 // with the bearer security scheme here, once, instead of in every route.
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyPluginAsync } from 'fastify'
@@ -23,7 +26,14 @@ const swaggerPlugin: FastifyPluginAsync = async (app) => {
     route.schema.security = [{ bearerAuth: [] }]
     route.schema.description = `${route.schema.description ?? ''}\n\nNeeds the \`${scope}\` scope.`.trim()
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  // Swagger UI's assets are found from its package, not from its code's own location, so that the production
+  // bundle (scripts/build.mjs) can include the plugin's code.
+  const assets = join(dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json')), 'static')
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    baseDir: assets,
+    logo: { type: 'image/svg+xml', content: readFileSync(join(assets, 'logo.svg')) },
+  })
 }
 
 export default fp(swaggerPlugin, { name: 'swagger', fastify: '5.x' })

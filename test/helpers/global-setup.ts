@@ -1,7 +1,7 @@
 // One redis-server for the whole run; each test uses its own key prefix on it.
 import type {} from 'vitest'
 import type { TestProject } from 'vitest/node'
-import { INSTALL_HINT, startRedisServer } from './redis-server.js'
+import { INSTALL_HINT, startRedisServer } from '../../scripts/redis-server.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {

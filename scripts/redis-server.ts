@@ -1,4 +1,5 @@
-// A real redis-server on a free loopback port, in its own temp directory, for tests (never the machine's own).
+// A real redis-server on a free loopback port, in its own temp directory, for the tests and the benchmark (never
+// the machine's own).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -28,7 +29,9 @@ export function freePort(): Promise<number> {
   })
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+/** `persist`: an append-only file fsynced on every write, so a stop and start loses nothing acknowledged (tests);
+ * off for the benchmark, which measures this service, not the disk. */
+export async function startRedisServer({ persist = true } = {}): Promise<RedisServer> {
   if (spawnSync('redis-server', ['--version']).error) throw new Error(INSTALL_HINT)
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'config-store-redis-'))
@@ -36,7 +39,8 @@ export async function startRedisServer(): Promise<RedisServer> {
 
   async function start(): Promise<void> {
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '']
-    child = spawn('redis-server', [...args, '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'pipe' })
+    const aof = persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
+    child = spawn('redis-server', [...args, ...aof], { stdio: 'pipe' })
     const proc = child
     await new Promise<void>((resolve, reject) => {
       let out = ''

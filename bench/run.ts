@@ -1,0 +1,342 @@
+// npm run bench [-- --quick]: the service against its own ceilings, in one sitting, on loopback. Starts its own
+// redis-server, the production build of the service (logging at warn) and the ceiling servers as child processes;
+// autocannon runs here, in this process, apart from every server. Alternating rounds, medians, ratios against the
+// targets of issue 4, and the growth with document size and key count. Writes BENCHMARKS.md.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
+import { freePort, type RedisServer, startRedisServer } from '../scripts/redis-server.js'
+
+const QUICK = process.argv.includes('--quick')
+const ROUNDS = 3
+const DURATION = QUICK ? 1.5 : 6 // seconds per measurement
+const GROWTH_DURATION = QUICK ? 1 : 4
+const CONNECTIONS = 100
+const ROOT = new URL('../..', import.meta.url).pathname
+const TOKEN = 'bench-admin-token-0123456789'
+const AUTH = { authorization: `Bearer ${TOKEN}` }
+const PREFIX = 'bench:'
+const KEY = 'processing_prefs'
+const POST_KEY = 'webhook_config'
+
+/** A valid document of about `bytes` bytes for `key`, built from fields its schema names. */
+function documentOf(key: string, bytes: number): Record<string, unknown> {
+  const words = Array.from({ length: Math.max(1, Math.round(bytes / 24)) }, (_, i) => `keyword-number-${i}`)
+  if (key === POST_KEY) return { webhook_url: 'https://hooks.example.com/in', webhook_ssl_verify: true, notes: words }
+  return { exclude_keywords: words, retry_count: 3, notify_on_failure: true }
+}
+
+interface Server {
+  name: string
+  child: ChildProcess
+  base: string
+  stop(): Promise<void>
+}
+
+async function waitFor(url: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      if ((await fetch(url)).status < 500) return
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+async function startProcess(name: string, args: string[], env: Record<string, string>, probe: string): Promise<Server> {
+  const port = await freePort()
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  const base = `http://127.0.0.1:${port}`
+  await waitFor(base + probe)
+  return {
+    name,
+    child,
+    base,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.once('exit', () => resolve())
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+const SERVICE = ['dist/src/cli.js', 'serve']
+
+function serviceEnv(redisUrl: string, dir: string, extra: Record<string, string> = {}) {
+  return {
+    LOG_LEVEL: 'warn',
+    REDIS_URL: redisUrl,
+    CONFIG_STORE_REDIS_PREFIX: PREFIX,
+    CONFIG_FILES_DIR: dir,
+    AUTH_TOKENS: JSON.stringify([{ name: 'bench', token: TOKEN, scopes: ['config:admin'] }]),
+    ...extra,
+  }
+}
+
+/** Peak RSS of a process since the last reset (VmHWM), in MB; resetting needs Linux and write access to /proc. */
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
+}
+function resetPeakRss(pid: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+  } catch {}
+}
+
+interface Measure {
+  rps: number
+  p50: number
+  p99: number
+  errors: number
+  rssMb: number
+}
+
+async function load(
+  server: Server,
+  path: string,
+  opts: { method?: 'GET' | 'POST'; body?: string; duration?: number } = {},
+): Promise<Measure> {
+  const pid = server.child.pid as number
+  resetPeakRss(pid)
+  const result = await autocannon({
+    url: server.base + path,
+    connections: CONNECTIONS,
+    duration: opts.duration ?? DURATION,
+    method: opts.method ?? 'GET',
+    headers: { ...AUTH, ...(opts.body ? { 'content-type': 'application/json' } : {}) },
+    ...(opts.body ? { body: opts.body } : {}),
+  })
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+    rssMb: peakRssMb(pid),
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)] as number
+}
+function medianOf(ms: Measure[]): Measure {
+  return {
+    rps: median(ms.map((m) => m.rps)),
+    p50: median(ms.map((m) => m.p50)),
+    p99: median(ms.map((m) => m.p99)),
+    errors: ms.reduce((n, m) => n + m.errors, 0),
+    rssMb: Math.max(...ms.map((m) => m.rssMb)),
+  }
+}
+
+async function startToReady(redisUrl: string, dir: string): Promise<number> {
+  const times: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const start = performance.now()
+    const s = await startProcess('ready', SERVICE, serviceEnv(redisUrl, dir), '/ready')
+    times.push(performance.now() - start)
+    await s.stop()
+  }
+  return median(times)
+}
+
+async function main(): Promise<void> {
+  const started = Date.now()
+  const dir = mkdtempSync(join(tmpdir(), 'config-store-bench-'))
+  const servers: Server[] = []
+  const redisServers: RedisServer[] = []
+  try {
+    const redisMain = await startRedisServer({ persist: false })
+    const redisDown = await startRedisServer({ persist: false })
+    redisServers.push(redisMain, redisDown)
+    const client = new Redis(redisMain.url)
+
+    const doc2k = documentOf(KEY, 2048)
+    const service = await startProcess('service', SERVICE, serviceEnv(redisMain.url, dir), '/health')
+    const uncached = await startProcess(
+      'uncached',
+      SERVICE,
+      serviceEnv(redisMain.url, dir, { CONFIG_CACHE_TTL_MS: '0' }),
+      '/health',
+    )
+    const downDir = mkdtempSync(join(tmpdir(), 'config-store-bench-down-'))
+    const down = await startProcess('redis-down', SERVICE, serviceEnv(redisDown.url, downDir), '/health')
+    servers.push(service, uncached, down)
+
+    const post = (s: Server, key: string, doc: object) =>
+      fetch(`${s.base}/api/config/${key}`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json' },
+        body: JSON.stringify(doc),
+      }).then(async (r) => {
+        if (r.status !== 200) throw new Error(`seeding ${key} failed: ${r.status} ${await r.text()}`)
+      })
+    await post(service, KEY, doc2k)
+    // The Redis-down instance: the same document in its files layer, then its Redis stopped.
+    writeFileSync(join(downDir, `${KEY}.json`), JSON.stringify({ ...doc2k, _updated_at: new Date().toISOString() }))
+    await redisDown.stop()
+
+    const cachedBody = await (await fetch(`${service.base}/api/config/${KEY}`, { headers: AUTH })).text()
+    const bodyFile = join(dir, 'body.json')
+    writeFileSync(bodyFile, cachedBody)
+    const ceilingHttp = await startProcess(
+      'ceiling-http',
+      ['dist/bench/ceiling.js', 'http'],
+      { BODY_FILE: bodyFile },
+      '/x',
+    )
+    const ceilingRedis = await startProcess(
+      'ceiling-redis',
+      ['dist/bench/ceiling.js', 'redis'],
+      { REDIS_URL: redisMain.url, REDIS_KEY: PREFIX + KEY },
+      '/x',
+    )
+    servers.push(ceilingHttp, ceilingRedis)
+    const postBody = JSON.stringify(documentOf(POST_KEY, 2048))
+
+    const scenarios: Array<[string, () => Promise<Measure>]> = [
+      ['ceiling-http', () => load(ceilingHttp, '/x')],
+      ['GET cached', () => load(service, `/api/config/${KEY}`)],
+      ['ceiling-redis', () => load(ceilingRedis, '/x')],
+      ['GET uncached', () => load(uncached, `/api/config/${KEY}`)],
+      ['POST', () => load(service, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody })],
+      ['GET redis down', () => load(down, `/api/config/${KEY}`)],
+      ['GET legacy', () => load(service, `/config_api.php?key=${KEY}`)],
+    ]
+    // Warm every server up once (JIT, connection pools), then alternate.
+    for (const [, run] of scenarios) await run()
+    const samples = new Map<string, Measure[]>(scenarios.map(([n]) => [n, []]))
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, run] of scenarios) {
+        samples.get(name)?.push(await run())
+        process.stderr.write(`round ${round + 1}/${ROUNDS}: ${name}\n`)
+      }
+    }
+    const m = Object.fromEntries([...samples].map(([n, ms]) => [n, medianOf(ms)])) as Record<string, Measure>
+
+    // Growth: document size and key count.
+    const growth: Array<[string, Measure]> = []
+    for (const size of [1024, 64 * 1024, 512 * 1024]) {
+      await post(service, KEY, documentOf(KEY, size))
+      await fetch(`${service.base}/api/config/${KEY}`, { headers: AUTH })
+      growth.push([
+        `GET cached, ${size / 1024} KB`,
+        await load(service, `/api/config/${KEY}`, { duration: GROWTH_DURATION }),
+      ])
+      const body = JSON.stringify(documentOf(POST_KEY, size))
+      growth.push([
+        `POST, ${size / 1024} KB`,
+        await load(service, `/api/config/${POST_KEY}`, { method: 'POST', body, duration: GROWTH_DURATION }),
+      ])
+    }
+    await post(service, KEY, doc2k)
+    for (const count of [10, 10_000]) {
+      const pipeline = client.pipeline()
+      for (let i = 0; i < count; i++)
+        pipeline.set(`${PREFIX}bulk_${i}`, JSON.stringify({ i, _updated_at: new Date().toISOString() }))
+      await pipeline.exec()
+      growth.push([
+        `GET cached, ${count} keys`,
+        await load(service, `/api/config/${KEY}`, { duration: GROWTH_DURATION }),
+      ])
+      growth.push([
+        `POST, ${count} keys`,
+        await load(service, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody, duration: GROWTH_DURATION }),
+      ])
+      const names = await client.keys(`${PREFIX}bulk_*`)
+      for (let i = 0; i < names.length; i += 1000) await client.del(...names.slice(i, i + 1000))
+    }
+    client.disconnect()
+
+    const ready = await startToReady(redisMain.url, dir)
+    const report = render(m, growth, ready, (Date.now() - started) / 1000)
+    process.stdout.write(report)
+    writeFileSync(join(ROOT, 'BENCHMARKS.md'), report)
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()))
+    await Promise.all(redisServers.map((r) => r.stop()))
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+function render(
+  m: Record<string, Measure>,
+  growth: Array<[string, Measure]>,
+  readyMs: number,
+  seconds: number,
+): string {
+  const g = (n: string) => m[n] as Measure
+  const row = (name: string, x: Measure) =>
+    `| ${name} | ${Math.round(x.rps)} | ${x.p50} | ${x.p99} | ${x.errors} | ${x.rssMb.toFixed(0)} |`
+  const ratio = (a: number, b: number) => (b === 0 ? Number.POSITIVE_INFINITY : a / b)
+  const rssPeak = Math.max(
+    ...['GET cached', 'GET uncached', 'POST', 'GET redis down', 'GET legacy'].map((n) => g(n).rssMb),
+  )
+  const targets: Array<[string, string, boolean]> = [
+    [
+      'cached GET req/s ÷ ceiling-http req/s',
+      `${ratio(g('GET cached').rps, g('ceiling-http').rps).toFixed(2)} (≥ 0.85)`,
+      ratio(g('GET cached').rps, g('ceiling-http').rps) >= 0.85,
+    ],
+    [
+      'uncached GET req/s ÷ ceiling-redis req/s',
+      `${ratio(g('GET uncached').rps, g('ceiling-redis').rps).toFixed(2)} (≥ 0.85)`,
+      ratio(g('GET uncached').rps, g('ceiling-redis').rps) >= 0.85,
+    ],
+    [
+      'cached GET p99 ÷ ceiling-http p99',
+      `${ratio(g('GET cached').p99, g('ceiling-http').p99).toFixed(2)} (≤ 1.3)`,
+      ratio(g('GET cached').p99, g('ceiling-http').p99) <= 1.3,
+    ],
+    [
+      'GET with Redis down: errors, p99 ÷ cached GET p99',
+      `${g('GET redis down').errors} errors, ${ratio(g('GET redis down').p99, g('GET cached').p99).toFixed(2)} (0, ≤ 2)`,
+      g('GET redis down').errors === 0 && ratio(g('GET redis down').p99, g('GET cached').p99) <= 2,
+    ],
+    [
+      'POST req/s ÷ ceiling-redis req/s',
+      `${ratio(g('POST').rps, g('ceiling-redis').rps).toFixed(2)} (≥ 0.5)`,
+      ratio(g('POST').rps, g('ceiling-redis').rps) >= 0.5,
+    ],
+    ['peak RSS of the service under load', `${rssPeak.toFixed(0)} MB (≤ 150)`, rssPeak <= 150],
+    ['start to ready (`/ready` 200)', `${readyMs.toFixed(0)} ms (≤ 500)`, readyMs <= 500],
+  ]
+  return `# Benchmarks
+
+Written by \`npm run bench${QUICK ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores
+(${cpus()[0]?.model.trim()}), Node ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of
+${DURATION} s per measurement (medians), 2 KB documents, autocannon in its own process on loopback, the service from the
+production build at \`LOG_LEVEL=warn\`. Latencies in ms; RSS is the server's peak during the measurement. The whole run took
+${seconds.toFixed(0)} s. Loader and servers share the machine's cores, so compare the ratios, not the absolute figures.
+
+| measure | req/s | p50 | p99 | errors | peak RSS MB |
+|---|---|---|---|---|---|
+${Object.keys(m)
+  .map((n) => row(n, g(n)))
+  .join('\n')}
+
+## Targets
+
+| measure | value (target) | met |
+|---|---|---|
+${targets.map(([name, value, ok]) => `| ${name} | ${value} | ${ok ? 'yes' : '**no**'} |`).join('\n')}
+
+## Growth (one run each, ${GROWTH_DURATION} s)
+
+| measure | req/s | p50 | p99 | errors | peak RSS MB |
+|---|---|---|---|---|---|
+${growth.map(([n, x]) => row(n, x)).join('\n')}
+`
+}
+
+await main()
