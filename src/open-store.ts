@@ -3,7 +3,7 @@
 
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Redis } from 'ioredis'
-import { createFileStore } from '../stores/file-store.js'
+import { createFileStore, type FileStore } from '../stores/file-store.js'
 import type { PhpStore } from '../stores/php-store.js'
 import { createRedisStore } from '../stores/redis-store.js'
 import type { Layer } from '../stores/types.js'
@@ -60,10 +60,12 @@ export async function openStore(
   const layers: Layer[] = []
   const clients: Redis[] = []
   let php: PhpStore | undefined
+  let files: FileStore | undefined
   let invalidation: Invalidation | undefined
   for (const name of config.layers) {
     if (name === 'redis') {
-      const { Redis: Client } = await import('ioredis') // loaded only when configured (start-up time)
+      // Loaded only when configured (start-up time). `default`: what a bundled dynamic import of CommonJS exposes.
+      const Client = (await import('ioredis')).default as unknown as RedisClass
       const redis = connectRedis(Client, config, log, 'commands')
       clients.push(redis)
       layers.push(createRedisStore({ redis, prefix: config.CONFIG_STORE_REDIS_PREFIX }))
@@ -90,7 +92,8 @@ export async function openStore(
       })
       layers.push(php)
     } else {
-      layers.push(createFileStore({ dir: config.CONFIG_FILES_DIR, magicLinkTokensFile: config.MAGIC_LINK_TOKENS_FILE }))
+      files = createFileStore({ dir: config.CONFIG_FILES_DIR, magicLinkTokensFile: config.MAGIC_LINK_TOKENS_FILE })
+      layers.push(files)
     }
   }
   const store = createConfigStore({ layers, validator, cache, log, invalidation })
@@ -108,6 +111,7 @@ export async function openStore(
     store,
     connected,
     async close() {
+      files?.close()
       await Promise.all([...clients.map((c) => c.quit().catch(() => c.disconnect())), php?.close()])
     },
   }

@@ -1,6 +1,7 @@
 // The local JSON files layer: `<dir>/<key>.json`, pretty-printed UTF-8, written atomically (temp file, fsync,
 // rename, fsync of the directory). `magic_link_tokens` is also read from the legacy file names (keys.md).
 import { randomBytes } from 'node:crypto'
+import { type FSWatcher, watch } from 'node:fs'
 import { access, constants, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
@@ -15,15 +16,88 @@ export interface FileStoreOptions {
 export interface FileStore extends Layer {
   /** The files a key is read from, in order (one, or the magic-link aliases). */
   pathsOf(key: string): string[]
+  close(): void
 }
 
 const MAGIC = 'magic_link_tokens'
+const MAX_REMEMBERED = 1024 * 1024
 const MAGIC_ALIAS = 'magic_links'
+
+/** File texts (and absences) kept in memory while an inotify watch on the directory says they have not changed, so
+ * a files layer that serves reads (Redis down, or files only) costs no disk I/O per read. Any event for a file drops
+ * it; an event that is not about a config file (the directory itself went away) ends the watch and empties the
+ * memory, and the next read starts again. */
+class WatchedTexts {
+  readonly #texts = new Map<string, string | null>()
+  #watcher: FSWatcher | undefined
+  #generation = 0
+
+  constructor(readonly root: string) {}
+
+  get(name: string): string | null | undefined {
+    return this.#watcher === undefined ? undefined : this.#texts.get(name)
+  }
+
+  /** Call before reading a file; pass what it returns to `remember`. */
+  begin(): number {
+    if (this.#watcher === undefined) {
+      try {
+        this.#watcher = watch(this.root, { persistent: false }, (_event, name) => this.#changed(name))
+        this.#watcher.on('error', () => this.stop())
+      } catch {
+        return -1 // no directory yet: nothing is remembered until there is one
+      }
+    }
+    return this.#generation
+  }
+
+  remember(name: string, text: string | null, generation: number): void {
+    if (generation !== this.#generation || this.#watcher === undefined) return
+    if (this.#texts.size >= 10_000) this.#texts.clear()
+    this.#texts.set(name, text)
+  }
+
+  forget(name: string): void {
+    this.#generation++
+    this.#texts.delete(name)
+  }
+
+  stop(): void {
+    this.#watcher?.close()
+    this.#watcher = undefined
+    this.#generation++
+    this.#texts.clear()
+  }
+
+  #changed(name: string | Buffer | null): void {
+    const file = name === null ? '' : String(name)
+    if (file.endsWith('.json')) this.forget(file)
+    else if (!file.endsWith('.tmp')) this.stop()
+  }
+}
 
 export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions): FileStore {
   const root = resolve(dir)
   const unavailable = (err: unknown) => new LayerUnavailableError('files', reasonOf(err), err)
   const reader = new TextReader()
+  const texts = new WatchedTexts(root)
+
+  /** The text of a file of `root` (remembered while unchanged), or null when it does not exist. */
+  async function readText(path: string): Promise<string | null> {
+    const name = dirname(path) === root ? basename(path) : undefined
+    const known = name === undefined ? undefined : texts.get(name)
+    if (known !== undefined) return known
+    const generation = texts.begin()
+    let text: string | null
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      text = null
+    }
+    if (name !== undefined && (text === null || text.length <= MAX_REMEMBERED)) texts.remember(name, text, generation)
+    return text
+  }
 
   function pathsOf(key: string): string[] {
     const own = join(root, `${key}.json`)
@@ -59,27 +133,30 @@ export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions):
   return {
     name: 'files',
     pathsOf,
+    close: () => texts.stop(),
 
     async get(key: string): Promise<ReadResult> {
       for (const path of pathsOf(key)) {
-        let text: string
+        let text: string | null
         try {
-          text = await readFile(path, 'utf8')
+          text = await readText(path)
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
           return { state: 'unavailable', reason: reasonOf(err) }
         }
+        if (text === null) continue
         return reader.hit(key, text) ?? { state: 'unavailable', reason: `${path} does not hold a JSON object` }
       }
       return { state: 'absent' }
     },
 
     async set(key: string, doc: ConfigDocument): Promise<void> {
-      const [target] = pathsOf(key)
+      const target = pathsOf(key)[0] as string
       try {
-        await writeAtomic(target as string, `${JSON.stringify(doc, null, 2)}\n`)
+        await writeAtomic(target, `${JSON.stringify(doc, null, 2)}\n`)
       } catch (err) {
         throw unavailable(err)
+      } finally {
+        texts.forget(basename(target)) // now, not when the watch event arrives: the next read must see this write
       }
     },
 
@@ -89,6 +166,7 @@ export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions):
         try {
           await access(path)
           await rm(path)
+          texts.forget(basename(path))
           deleted = true
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw unavailable(err)

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { createFileStore } from '../../stores/file-store.js'
+import { createFileStore, type FileStore } from '../../stores/file-store.js'
 import { tempDir } from '../helpers/app.js'
 import { layerContract } from './contract.js'
 
@@ -18,7 +18,41 @@ layerContract('files', async () => {
   }
 })
 
+/** Waits (up to 2 s) until the store serves `from` for `key`: files changed behind its back are seen once the
+ * directory's watch event has arrived, within milliseconds. */
+async function seen(store: FileStore, key: string, from: string): Promise<void> {
+  const deadline = Date.now() + 2000
+  for (;;) {
+    const read = await store.get(key)
+    if (read.state === 'hit' && read.doc.from === from) return
+    if (Date.now() > deadline) throw new Error(`${key} still reads ${JSON.stringify(read)}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
 describe('files layer', () => {
+  it('remembers file texts while the directory watch says they are unchanged, and sees outside changes', async () => {
+    const dir = tempDir()
+    const store = createFileStore({ dir })
+    writeFileSync(join(dir, 'watched.json'), JSON.stringify({ from: 'first' }))
+    await seen(store, 'watched', 'first')
+    writeFileSync(join(dir, 'watched.json'), JSON.stringify({ from: 'edited by hand' }))
+    await seen(store, 'watched', 'edited by hand')
+    await store.set('watched', { from: 'own write' })
+    expect(await store.get('watched')).toMatchObject({ doc: { from: 'own write' } }) // at once, no event needed
+    rmSync(join(dir, 'watched.json'))
+    const deadline = Date.now() + 2000
+    while ((await store.get('watched')).state !== 'absent' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5))
+    expect(await store.get('watched')).toEqual({ state: 'absent' })
+    // The directory replaced: the old watch ends, and the new directory's files are read.
+    rmSync(dir, { recursive: true })
+    mkdirSync(dir)
+    writeFileSync(join(dir, 'watched.json'), JSON.stringify({ from: 'new directory' }))
+    await seen(store, 'watched', 'new directory')
+    store.close()
+  })
+
   it('writes <dir>/<key>.json pretty-printed, atomically (no temp file left behind)', async () => {
     const dir = tempDir()
     const store = createFileStore({ dir: join(dir, 'created', 'on', 'write') })
@@ -38,9 +72,9 @@ describe('files layer', () => {
     expect(await store.get('magic_link_tokens')).toMatchObject({ doc: { from: 'magic_links' } })
     expect(await store.listKeys()).toEqual(['magic_link_tokens'])
     writeFileSync(join(dir, 'magic_link_tokens.json'), JSON.stringify({ from: 'magic_link_tokens' }))
-    expect(await store.get('magic_link_tokens')).toMatchObject({ doc: { from: 'magic_link_tokens' } })
+    await seen(store, 'magic_link_tokens', 'magic_link_tokens') // a change behind the store's back: its watch event
     writeFileSync(alt, JSON.stringify({ from: 'alt' }))
-    expect(await store.get('magic_link_tokens')).toMatchObject({ doc: { from: 'alt' } })
+    expect(await store.get('magic_link_tokens')).toMatchObject({ doc: { from: 'alt' } }) // outside the directory: read each time
     expect(await store.delete('magic_link_tokens')).toBe('deleted')
     expect(await store.get('magic_link_tokens')).toEqual({ state: 'absent' })
   })
