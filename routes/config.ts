@@ -81,41 +81,23 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   )
 
-  app.post(
-    '/api/config/:key',
-    {
+  // POST replaces the document, PATCH merges into it; both validate, stamp and write to the primary alike.
+  for (const [method, summary, save] of [
+    ['POST', 'Replace a config: validated, stamped, written to the primary layer', store.write],
+    ['PATCH', 'JSON Merge Patch (RFC 7396) of a config, then validated and written like POST', store.patch],
+  ] as const) {
+    app.route({
+      method,
+      url: '/api/config/:key',
       config: { scope: 'config:write' },
-      schema: {
-        summary: 'Replace a config: validated, stamped, written to the primary layer',
-        params: KeyParams,
-        body: Document,
-        response: { 200: ConfigReply, ...errorResponses },
+      schema: { summary, params: KeyParams, body: Document, response: { 200: ConfigReply, ...errorResponses } },
+      handler: async (request, reply) => {
+        const { key } = request.params
+        request.authorizeKey(key, 'config:write', isSecret(key))
+        sendWritten(reply, await save(key, request.body))
       },
-    },
-    async (request, reply) => {
-      const { key } = request.params
-      request.authorizeKey(key, 'config:write', isSecret(key))
-      sendWritten(reply, await store.write(key, request.body))
-    },
-  )
-
-  app.patch(
-    '/api/config/:key',
-    {
-      config: { scope: 'config:write' },
-      schema: {
-        summary: 'JSON Merge Patch (RFC 7396) of a config, then validated and written like POST',
-        params: KeyParams,
-        body: Document,
-        response: { 200: ConfigReply, ...errorResponses },
-      },
-    },
-    async (request, reply) => {
-      const { key } = request.params
-      request.authorizeKey(key, 'config:write', isSecret(key))
-      sendWritten(reply, await store.patch(key, request.body))
-    },
-  )
+    })
+  }
 
   app.delete(
     '/api/config/:key',

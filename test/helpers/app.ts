@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { inject } from 'vitest'
+import { afterEach, inject } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { createLogger } from '../../src/logger.js'
@@ -71,4 +71,13 @@ export async function buildTestApp(env: Record<string, string | undefined> = {})
   const app = await buildApp({ config, logger })
   await app.ready()
   return { app, config, dir, prefix, logs: lines, rawLogs: raw }
+}
+
+/** Apps (or anything closable) a test file builds, closed after each test. */
+export function closedAfterEach(): Array<{ close(): Promise<unknown> }> {
+  const open: Array<{ close(): Promise<unknown> }> = []
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((a) => a.close()))
+  })
+  return open
 }

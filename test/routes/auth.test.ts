@@ -1,16 +1,13 @@
 import { createHash } from 'node:crypto'
 import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { bearer, buildTestApp, captureLogger, TOKENS, tempDir } from '../helpers/app.js'
+import { bearer, buildTestApp, captureLogger, closedAfterEach, TOKENS, tempDir } from '../helpers/app.js'
 import { hs256, JWT_SECRET, rsaKeys } from '../helpers/jwt.js'
 
-const apps: Array<{ close(): Promise<unknown> }> = []
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((a) => a.close()))
-})
+const apps = closedAfterEach()
 
 async function filesApp(env: Record<string, string | undefined> = {}) {
   const t = await buildTestApp({ REDIS_URL: undefined, ...env })

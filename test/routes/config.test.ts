@@ -2,13 +2,10 @@
 // must stay empty; one test also checks Redis).
 import { readdirSync } from 'node:fs'
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
-import { bearer, buildTestApp } from '../helpers/app.js'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { bearer, buildTestApp, closedAfterEach } from '../helpers/app.js'
 
-const apps: Array<{ close(): Promise<unknown> }> = []
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((a) => a.close()))
-})
+const apps = closedAfterEach()
 async function filesApp(env: Record<string, string | undefined> = {}) {
   const t = await buildTestApp({ REDIS_URL: undefined, ...env })
   apps.push(t.app)
