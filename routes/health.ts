@@ -12,6 +12,7 @@ const ReadyReply = Type.Object({
       ok: Type.Boolean(),
       latencyMs: Type.Number(),
       error: Type.Optional(Type.String()),
+      unavailable: Type.Integer({ description: 'reads and writes this layer could not answer since start-up' }),
     }),
   ),
   timestamp: Timestamp,
@@ -45,7 +46,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return {
         status: up ? ('ready' as const) : ('unavailable' as const),
         degraded: layers[0]?.ok !== true,
-        layers,
+        layers: layers.map((l) => ({ ...l, unavailable: app.store.unavailableCount[l.layer] ?? 0 })),
         timestamp: new Date().toISOString(),
       }
     },

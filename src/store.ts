@@ -50,6 +50,7 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
   if (layers[0] === undefined) throw new Error('no store layer is configured')
   const primary: Layer = layers[0]
   const byName = new Map(layers.map((l) => [l.name, l]))
+  /** Per layer: how many times it could not answer, since start-up (shown by /ready). */
   const unavailableCount: Record<string, number> = {}
 
   // One WARN line per layer and key and kind of event, then at most one every WARN_EVERY_MS with the number of

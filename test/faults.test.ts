@@ -59,6 +59,8 @@ describe('Redis stopped mid-test', () => {
 
     const ready = (await t.app.inject({ url: '/ready' })).json()
     expect(ready).toMatchObject({ status: 'ready', degraded: true })
+    expect(ready.layers[0]).toMatchObject({ layer: 'redis', ok: false })
+    expect(ready.layers[0].unavailable).toBeGreaterThanOrEqual(20)
     expect(t.logs.some((l) => l.level === 40 && l.layer === 'redis' && l.key === 'file_only')).toBe(true)
     expect(t.app.store.cache.active).toBe(false)
 
