@@ -51,8 +51,9 @@ export function hitFromDoc(doc: ConfigDocument): Hit {
   return { state: 'hit', doc, json: JSON.stringify(doc), updatedAt: updatedAtOf(doc) }
 }
 
-// What a stored text holds (whether it is an object, and its `_updated_at`) is remembered per key, with the text it
-// was read from: the same value read again — the usual case — costs a string comparison, not a parse (issue 4). The
+// What a stored text holds (whether it is an object, its compact JSON and its `_updated_at`) is remembered per key,
+// with the text it was read from: the same value read again — the usual case — costs a string comparison, not a
+// parse (issue 4). The
 // document itself is parsed only when someone asks for it; a read served as JSON text never needs it.
 class TextHit implements Hit {
   readonly state = 'hit'
@@ -73,17 +74,19 @@ class TextHit implements Hit {
 const MEMO_MAX_KEYS = 10_000
 
 export class TextReader {
-  readonly #last = new Map<string, { json: string; updatedAt: string | null }>()
+  readonly #last = new Map<string, { text: string; json: string; updatedAt: string | null }>()
 
-  /** A hit for the JSON text stored at `key`, or undefined when the text is not a JSON object. */
-  hit(key: string, json: string): Hit | undefined {
+  /** A hit for the JSON text stored at `key`, or undefined when the text is not a JSON object. The hit's `json` is
+   * the compact form, whatever the spacing of the stored text (a pretty-printed file, Python's `", "`). */
+  hit(key: string, text: string): Hit | undefined {
     const last = this.#last.get(key)
-    if (last !== undefined && last.json === json) return new TextHit(json, last.updatedAt)
-    const doc = parseDocument(json)
+    if (last !== undefined && last.text === text) return new TextHit(last.json, last.updatedAt)
+    const doc = parseDocument(text)
     if (doc === undefined) return undefined
+    const json = JSON.stringify(doc)
     const updatedAt = updatedAtOf(doc)
     if (this.#last.size >= MEMO_MAX_KEYS) this.#last.clear()
-    this.#last.set(key, { json, updatedAt })
+    this.#last.set(key, { text, json, updatedAt })
     return new TextHit(json, updatedAt, doc)
   }
 }

@@ -52,6 +52,10 @@ describe('redis layer: the legacy layout', () => {
     )
     const read = await createRedisStore({ redis, prefix }).get('runtime_flags')
     expect(read).toMatchObject({ state: 'hit', doc: { gmail_ingress_enabled: true, note: 'été' } })
+    // Served in compact form, whatever the writer's spacing.
+    expect(read.state === 'hit' && read.json).toBe(
+      '{"gmail_ingress_enabled":true,"note":"été","_updated_at":"2026-01-19T00:36:24+00:00"}',
+    )
   })
 
   it('lists keys with SCAN and skips metadata names that cannot be config keys', async () => {
