@@ -12,10 +12,10 @@ import { freePort, type RedisServer, startRedisServer } from '../scripts/redis-s
 
 const QUICK = process.argv.includes('--quick')
 const ROUNDS = 3
-const DURATION = QUICK ? 1 : 6 // seconds per measurement
-const GROWTH_DURATION = QUICK ? 0.5 : 4
+const DURATION = QUICK ? 0.8 : 6 // seconds per measurement
+const GROWTH_DURATION = QUICK ? 0.3 : 4
 const READY_SAMPLES = QUICK ? 3 : 7
-const WARMUP = QUICK ? 0.5 : 2
+const WARMUP = QUICK ? 0.3 : 2
 const CONNECTIONS = 100
 const ROOT = new URL('../..', import.meta.url).pathname
 const TOKEN = 'bench-admin-token-0123456789'
@@ -119,7 +119,7 @@ async function load(
     ...(opts.body ? { body: opts.body } : {}),
   })
   // Let the server finish what the loader left in flight (large bodies take a while) before anything else runs.
-  await new Promise((r) => setTimeout(r, (opts.body?.length ?? 0) > 100_000 ? 1500 : 250))
+  await new Promise((r) => setTimeout(r, (opts.body?.length ?? 0) > 100_000 ? 1500 : QUICK ? 150 : 250))
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
