@@ -47,11 +47,7 @@ function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: 
   return redis
 }
 
-export async function openStore(
-  config: AppConfig,
-  log: Logger,
-  opts: { invalidation?: boolean } = {},
-): Promise<OpenedStore> {
+export async function openStore(config: AppConfig, log: Logger): Promise<OpenedStore> {
   const validator = createValidator({
     schemasDir: config.CONFIG_SCHEMAS_DIR,
     unknownKeys: config.CONFIG_STORE_UNKNOWN_KEYS,
@@ -69,13 +65,10 @@ export async function openStore(
       const redis = connectRedis(Client, config, log, 'commands')
       clients.push(redis)
       layers.push(createRedisStore({ redis, prefix: config.CONFIG_STORE_REDIS_PREFIX }))
-      if (opts.invalidation !== false) {
-        const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 })
-        clients.push(subscriber)
-        invalidation = startInvalidation({ redis, subscriber, prefix: config.CONFIG_STORE_REDIS_PREFIX, cache, log })
-      } else {
-        cache.setActive(false)
-      }
+      // RESP2 for the subscriber: ioredis passes on tracking invalidations only as pub/sub messages.
+      const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 })
+      clients.push(subscriber)
+      invalidation = startInvalidation({ redis, subscriber, prefix: config.CONFIG_STORE_REDIS_PREFIX, cache, log })
     } else if (name === 'php') {
       // Loaded only when configured: the HTTP client is a large part of start-up time.
       const { createPhpStore } = await import('../stores/php-store.js')
