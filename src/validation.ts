@@ -30,7 +30,10 @@ const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor'])
 function forbiddenNames(value: unknown, path: string, errors: ErrorDetail[]): void {
   if (typeof value !== 'object' || value === null) return
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) forbiddenNames(value[i], `${path}/${i}`, errors)
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      if (typeof item === 'object' && item !== null) forbiddenNames(item, `${path}/${i}`, errors) // scalars: no path built
+    }
     return
   }
   for (const name of Object.keys(value)) {
