@@ -12,7 +12,7 @@ import { freePort, type RedisServer, startRedisServer } from '../scripts/redis-s
 
 const QUICK = process.argv.includes('--quick')
 const ROUNDS = 3
-const DURATION = QUICK ? 0.8 : 6 // seconds per measurement
+const DURATION = QUICK ? 0.7 : 6 // seconds per measurement
 const GROWTH_DURATION = QUICK ? 0.3 : 4
 const READY_SAMPLES = QUICK ? 3 : 7
 const WARMUP = QUICK ? 0.3 : 2
