@@ -105,7 +105,16 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
     connected,
     async close() {
       files?.close()
-      await Promise.all([...clients.map((c) => c.quit().catch(() => c.disconnect())), php?.close()])
+      // QUIT lets replies in flight arrive; a client that is not connected would wait for a reconnect that may never
+      // come (and hold the shutdown until its deadline), so it is just disconnected.
+      const quit = (c: Redis) =>
+        c.status === 'ready'
+          ? c.quit().then(
+              () => undefined,
+              () => c.disconnect(),
+            )
+          : c.disconnect()
+      await Promise.all([...clients.map(quit), php?.close()])
     },
   }
 }
