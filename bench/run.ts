@@ -65,7 +65,13 @@ async function startProcess(name: string, args: string[], env: Record<string, st
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve()
-        child.once('exit', () => resolve())
+        // The measurements are over: a server still draining a connection the loader left half-sent is not waited
+        // for up to its 10 s shutdown deadline.
+        const kill = setTimeout(() => child.kill('SIGKILL'), 2000)
+        child.once('exit', () => {
+          clearTimeout(kill)
+          resolve()
+        })
         child.kill('SIGTERM')
       }),
   }

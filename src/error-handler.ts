@@ -47,8 +47,13 @@ const LEGACY_MESSAGES: Partial<Record<ErrorCode, string>> = {
 
 export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const error = toAppError(err)
-  if (error.statusCode >= 500) request.log.error({ err }, error.message)
-  else request.log.info({ code: error.code, reason: error.message }, 'request refused')
+  // Unexpected errors with their stack; the project's own (a layer down is already a WARN line of the store's) as
+  // one info line per request, so that an outage does not turn every request into an error log.
+  if (err instanceof AppError || error.statusCode < 500) {
+    request.log.info({ code: error.code, reason: error.message }, 'request refused')
+  } else {
+    request.log.error({ err }, error.message)
+  }
   if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer')
   reply.code(error.statusCode)
   if (request.routeOptions.config.legacy) {
