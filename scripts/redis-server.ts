@@ -1,7 +1,7 @@
 // A real redis-server on a free loopback port, in its own temp directory, for the tests and the benchmark (never
 // the machine's own).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -69,8 +69,4 @@ export async function startRedisServer({ persist = true } = {}): Promise<RedisSe
     stop,
     start,
   }
-}
-
-export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true })
 }

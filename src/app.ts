@@ -61,5 +61,3 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
   await app.register(opsRoutes, { config })
   return app
 }
-
-export type App = Awaited<ReturnType<typeof buildApp>>

@@ -3,11 +3,11 @@ import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { startRedisServer } from '../scripts/redis-server.js'
-import { tempDir, uniquePrefix } from './helpers/app.js'
+import { redisClientForFile, tempDir, uniquePrefix } from './helpers/app.js'
 import { buildLegacyWorld, token } from './helpers/legacy-world.js'
-import { type PhpServer, startPhpServer } from './helpers/php-server.js'
+import { phpServerForFile } from './helpers/php-server.js'
 
 const ROOT = new URL('..', import.meta.url).pathname
 
@@ -39,16 +39,8 @@ const VALID = {
   webhook_config: { webhook_url: '' },
 }
 
-let php: PhpServer
-let redis: Redis
-beforeAll(async () => {
-  php = await startPhpServer()
-  redis = new Redis(inject('redisUrl'))
-})
-afterAll(async () => {
-  redis.disconnect()
-  await php.close()
-})
+const php = phpServerForFile()
+const redis = redisClientForFile()
 
 const filesEnv = () => ({ CONFIG_FILES_DIR: tempDir('cli') })
 const redisEnv = () => ({ ...filesEnv(), REDIS_URL: inject('redisUrl'), CONFIG_STORE_REDIS_PREFIX: uniquePrefix() })
@@ -225,7 +217,7 @@ describe('config-store get, set, export, import', () => {
     const admin = new Redis(server.url)
     const env = { ...filesEnv(), REDIS_URL: server.url, CONFIG_STORE_REDIS_PREFIX: 'p:' }
     const bundle = join(tempDir('bundles'), 'bundle.json')
-    const big = { notes: 'x'.repeat(2_000_000) }
+    const big = { notes: 'x'.repeat(3_000_000) }
     writeFileSync(
       bundle,
       JSON.stringify({
@@ -235,7 +227,7 @@ describe('config-store get, set, export, import', () => {
     )
     // Redis refuses writes (OOM) near maxmemory while reads and DEL still work: a write after first_key fails for real.
     const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
-    await admin.config('SET', 'maxmemory', String(used + 1_000_000))
+    await admin.config('SET', 'maxmemory', String(used + 1_500_000))
     const res = await cli(['import', bundle], env)
     expect(res.code).toBe(1)
     expect(res.stderr).toMatch(/^config-store: import failed at (big_key|third_key) and was rolled back: /) // first_key was written

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, startRedisServer } from '../scripts/redis-server.js'
 import { bearer, buildTestApp, tempDir } from './helpers/app.js'
-import { type PhpServer, startPhpServer } from './helpers/php-server.js'
+import { phpServerForFile } from './helpers/php-server.js'
 
 const until = async (check: () => Promise<boolean>, ms: number) => {
   const deadline = Date.now() + ms
@@ -77,11 +77,7 @@ describe('Redis stopped mid-test', () => {
 })
 
 describe('PHP API failing', () => {
-  let php: PhpServer
-  beforeAll(async () => {
-    php = await startPhpServer()
-  })
-  afterAll(() => php.close())
+  const php = phpServerForFile()
 
   const phpFirst = (env: Record<string, string> = {}) =>
     buildTestApp({
@@ -113,7 +109,6 @@ describe('PHP API failing', () => {
     })
     expect(write.statusCode).toBe(503)
     expect(t.logs.some((l) => l.level === 40 && l.layer === 'php' && /skipped until it answers/.test(l.msg))).toBe(true)
-    php.mode = 'ok'
     await t.app.close()
   })
 
@@ -126,7 +121,6 @@ describe('PHP API failing', () => {
     const missing = await t.app.inject({ url: '/api/config/err_missing', headers: bearer('read') })
     expect(missing.statusCode).toBe(503)
     expect(missing.body).not.toContain('Storage error')
-    php.mode = 'ok'
     await t.app.close()
   })
 })

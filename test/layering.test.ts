@@ -1,27 +1,13 @@
 // The layered store through the HTTP API, on real Redis, a real loopback PHP-contract server and real files.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
-import { bearer, buildTestApp } from './helpers/app.js'
-import { type PhpServer, startPhpServer } from './helpers/php-server.js'
+import { describe, expect, it } from 'vitest'
+import { bearer, buildTestApp, closedAfterEach, redisClientForFile } from './helpers/app.js'
+import { phpServerForFile } from './helpers/php-server.js'
 
-let php: PhpServer
-let redis: Redis
-const apps: Array<{ close(): Promise<unknown> }> = []
-
-beforeAll(async () => {
-  php = await startPhpServer()
-  redis = new Redis(inject('redisUrl'))
-})
-afterAll(async () => {
-  redis.disconnect()
-  await php.close()
-})
-afterEach(async () => {
-  php.mode = 'ok'
-  await Promise.all(apps.splice(0).map((a) => a.close()))
-})
+const php = phpServerForFile()
+const redis = redisClientForFile()
+const apps = closedAfterEach()
 
 /** Without the cache unless a test turns it on: these tests change lower layers behind the service's back. */
 async function layered(env: Record<string, string> = {}) {

@@ -1,30 +1,17 @@
 // Verify and migrate on a legacy world built in the test: real Redis, a real loopback PHP-contract server, real files.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { migrateToRedis } from '../src/migrate.js'
 import type { MigrateResult, VerifyResult } from '../src/schemas/ops.js'
 import type { RedisStore } from '../stores/redis-store.js'
-import { bearer, buildTestApp } from './helpers/app.js'
+import { bearer, buildTestApp, closedAfterEach, redisClientForFile } from './helpers/app.js'
 import { ALL_KEYS, buildLegacyWorld, type Key, token, WORLD } from './helpers/legacy-world.js'
-import { type PhpServer, startPhpServer } from './helpers/php-server.js'
+import { phpServerForFile } from './helpers/php-server.js'
 
-let php: PhpServer
-let redis: Redis
-const apps: Array<{ close(): Promise<unknown> }> = []
-beforeAll(async () => {
-  php = await startPhpServer()
-  redis = new Redis(inject('redisUrl'))
-})
-afterAll(async () => {
-  redis.disconnect()
-  await php.close()
-})
-afterEach(async () => {
-  php.files.clear()
-  await Promise.all(apps.splice(0).map((a) => a.close()))
-})
+const php = phpServerForFile()
+const redis = redisClientForFile()
+const apps = closedAfterEach()
 
 async function world(env: Record<string, string> = {}) {
   const t = await buildTestApp({ EXTERNAL_CONFIG_BASE_URL: php.url, CONFIG_API_TOKEN: php.token, ...env })

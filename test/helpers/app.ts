@@ -5,7 +5,8 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { afterEach, inject } from 'vitest'
+import { Redis } from 'ioredis'
+import { afterAll, afterEach, inject } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { createLogger } from '../../src/logger.js'
@@ -80,4 +81,11 @@ export function closedAfterEach(): Array<{ close(): Promise<unknown> }> {
     await Promise.all(open.splice(0).map((a) => a.close()))
   })
   return open
+}
+
+/** A client of the suite's redis-server for a whole test file (it connects on first use), closed after the last test. */
+export function redisClientForFile(): Redis {
+  const redis = new Redis(inject('redisUrl'), { lazyConnect: true })
+  afterAll(() => redis.disconnect())
+  return redis
 }

@@ -1,6 +1,7 @@
 // A loopback node:http server that speaks the deployed PHP contract (legacy.md), with switches for the failure modes
 // a real PHP host shows: hanging, answering 500, answering garbage, or the documented `{status, data}` shape.
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { afterAll, afterEach, beforeAll } from 'vitest'
 
 export type PhpMode = 'ok' | 'hang' | 'error500' | 'garbage' | 'status-shape'
 
@@ -33,17 +34,32 @@ function readBody(req: IncomingMessage): Promise<string> {
   })
 }
 
-export async function startPhpServer(token = 'php-api-token-for-tests'): Promise<PhpServer> {
+function blankState(token: string): PhpServer {
+  return { url: '', token, files: new Map(), mode: 'ok', delayMs: 0, requests: [], close: async () => {} }
+}
+
+/** The server for a whole test file (or describe block): the object exists at once, the server listens before the file's tests, is
+ * reset after each test and closed after the last. */
+export function phpServerForFile(): PhpServer {
+  const state = blankState('php-api-token-for-tests')
+  beforeAll(async () => {
+    await startPhpServer(state.token, state)
+  })
+  afterEach(() => {
+    state.mode = 'ok'
+    state.delayMs = 0
+    state.files.clear()
+    state.requests.length = 0
+  })
+  afterAll(() => state.close())
+  return state
+}
+
+export async function startPhpServer(
+  token = 'php-api-token-for-tests',
+  state: PhpServer = blankState(token),
+): Promise<PhpServer> {
   const hanging = new Set<() => void>()
-  const state: PhpServer = {
-    url: '',
-    token,
-    files: new Map(),
-    mode: 'ok',
-    delayMs: 0,
-    requests: [],
-    close: async () => {},
-  }
   const server: Server = createServer(async (req, res) => {
     state.requests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization })
     const send = (status: number, body: unknown) => {
