@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
-import { allowsKey } from '../src/auth.js'
+import { allowsKey, isAdmin } from '../src/auth.js'
 import type { Resolved } from '../src/cache.js'
 import {
   ConfigReply,
@@ -19,7 +19,6 @@ import { now } from '../src/time.js'
 
 const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
-  const isSecret = (key: string) => store.validator.isSecret(key)
   // Answers are built from the document's JSON text as stored, never parsed and serialised again; a cached read's
   // body is built once per value, and its timestamped form once per millisecond. A JSON string sent with a JSON
   // content type goes out as it is, without the serializer (ConfigReply documents the shape).
@@ -54,7 +53,9 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const principal = request.principal
-      const keys = (await store.list()).filter((k) => principal !== null && allowsKey(principal, k.key))
+      const visible = (key: string) =>
+        principal !== null && allowsKey(principal, key) && (!store.validator.isSecret(key) || isAdmin(principal))
+      const keys = (await store.list()).filter((k) => visible(k.key))
       return { status: 'success' as const, keys, timestamp: now() }
     },
   )
@@ -72,7 +73,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     (request, reply) => {
       const { key } = request.params
-      request.authorizeKey(key, 'config:read', isSecret(key))
+      request.authorizeKey(key, 'config:read')
       const { source } = request.query
       const hit = source === undefined ? store.cache.get(key) : undefined
       if (hit !== undefined) return sendResolved(reply, hit) // synchronous: no promise on the hot path
@@ -93,7 +94,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { summary, params: KeyParams, body: Document, response: { 200: ConfigReply, ...errorResponses } },
       handler: async (request, reply) => {
         const { key } = request.params
-        request.authorizeKey(key, 'config:write', isSecret(key))
+        request.authorizeKey(key, 'config:write')
         sendWritten(reply, await save(key, request.body))
       },
     })

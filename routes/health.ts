@@ -11,7 +11,9 @@ const ReadyReply = Type.Object({
       layer: LayerNameSchema,
       ok: Type.Boolean(),
       latencyMs: Type.Number(),
-      error: Type.Optional(Type.String()),
+      error: Type.Optional(
+        Type.String({ description: 'why the layer is down: shown only to a caller with a valid token' }),
+      ),
       unavailable: Type.Integer({ description: 'reads and writes this layer could not answer since start-up' }),
     }),
   ),
@@ -34,19 +36,26 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/ready',
     {
+      config: { optionalAuth: true },
       schema: {
         summary: 'Readiness: 200 when at least one layer answers, 503 when none does',
         response: { 200: ReadyReply, 503: ReadyReply },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const layers = await app.store.health()
+      // Anonymous callers (load balancers, probes) get states and latencies; the reasons name hosts and ports.
+      const reasons = request.principal !== null
       const up = layers.some((l) => l.ok)
       reply.code(up ? 200 : 503)
       return {
         status: up ? ('ready' as const) : ('unavailable' as const),
         degraded: layers[0]?.ok !== true,
-        layers: layers.map((l) => ({ ...l, unavailable: app.store.unavailableCount[l.layer] ?? 0 })),
+        layers: layers.map(({ error, ...l }) => ({
+          ...l,
+          ...(reasons && error !== undefined ? { error } : {}),
+          unavailable: app.store.unavailableCount[l.layer] ?? 0,
+        })),
         timestamp: new Date().toISOString(),
       }
     },

@@ -19,7 +19,13 @@ const legacyErrors = { '4xx': LegacyError, '5xx': LegacyError }
 
 const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
-  const normalize = (key: unknown) => (typeof key === 'string' ? key.trim().toLowerCase() : '')
+  // PHP's trim(strtolower($key)) of a string or a number; anything else (an array, a boolean, null) is no key at all.
+  const normalize = (key: unknown) =>
+    typeof key === 'string'
+      ? key.trim().toLowerCase()
+      : typeof key === 'number' && Number.isFinite(key)
+        ? String(key)
+        : ''
 
   app.get(
     '/config_api.php',
@@ -34,7 +40,7 @@ const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const key = normalize(request.query.key)
       if (!isValidKey(key)) throw new AppError('INVALID_KEY', 'Invalid key')
-      request.authorizeKey(key, 'config:read', store.validator.isSecret(key))
+      request.authorizeKey(key, 'config:read')
       let json = '{}' // PHP's answer for a key never written
       try {
         json = (store.cache.get(key) ?? (await store.read(key))).json
@@ -53,14 +59,18 @@ const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { scope: 'config:write', legacy: true },
       schema: {
         summary: 'Legacy write: { key, config } replaces the whole document',
-        body: Type.Object({ key: Type.String(), config: Document }),
+        // `key` unconstrained here, so that validation cannot coerce ["abc"] or true into a string: checked below.
+        body: Type.Object({
+          key: Type.Unsafe<unknown>({ description: 'the key: a string (or a number), trimmed and lowercased' }),
+          config: Document,
+        }),
         response: { 200: LegacyWrite, ...legacyErrors },
       },
     },
     async (request) => {
       const key = normalize(request.body.key)
       if (!isValidKey(key) || !isDocument(request.body.config)) throw new AppError('BAD_REQUEST', 'Invalid payload')
-      request.authorizeKey(key, 'config:write', store.validator.isSecret(key))
+      request.authorizeKey(key, 'config:write')
       await store.write(key, request.body.config)
       return { success: true as const, status: 'success' as const, timestamp: now() }
     },

@@ -1,7 +1,7 @@
 // The dashboard's buttons (legacy.md): verify the store, and migrate the legacy configs into Redis (operations.md).
 // Bearer-token routes, so the legacy session cookie and its missing CSRF protection (legacy defect 8) are gone.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { isAdmin } from '../src/auth.js'
+import { allowsKey, isAdmin, type Principal } from '../src/auth.js'
 import type { AppConfig } from '../src/config.js'
 import { migrateToRedis } from '../src/migrate.js'
 import { errorResponses } from '../src/schemas/api.js'
@@ -27,11 +27,16 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, 
     },
     async (request) => {
       const { keys, raw, includeRawJson, failOnDrift } = request.body
+      const principal = request.principal as Principal
+      // Only the keys this caller may read: a key asked for outside its limits is a 403, and the default list leaves
+      // out what it may not see (secret keys for a non-admin, keys outside a token's `keys`).
+      for (const key of keys ?? []) request.authorizeKey(key, 'config:read')
       return verifyConfigStore(app.store, {
         keys,
         raw: raw === true || includeRawJson === true,
         failOnDrift,
-        admin: isAdmin(request.principal),
+        admin: isAdmin(principal),
+        mayRead: (key) => allowsKey(principal, key) && (isAdmin(principal) || !app.store.validator.isSecret(key)),
       })
     },
   )

@@ -1,8 +1,10 @@
 // The app builder: registers plugins and routes and never listens. The server (src/server.ts), the tests and the
 // OpenAPI generator build the app with this same function.
+import { randomBytes } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import fastJson from 'fast-json-stringify'
-import Fastify, { type FastifyBaseLogger } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify'
 import configRoutes from '../routes/config.js'
 import healthRoutes from '../routes/health.js'
 import legacyRoutes from '../routes/legacy.js'
@@ -11,6 +13,7 @@ import auth from './auth.js'
 import type { AppConfig } from './config.js'
 import { errorHandler } from './error-handler.js'
 import { AppError } from './errors.js'
+import { jsonLimitError } from './json-limits.js'
 import { lazyChildLogger } from './logger.js'
 import store from './plugins/store.js'
 import swagger from './plugins/swagger.js'
@@ -22,11 +25,37 @@ export interface AppOptions {
   onGeneratedToken?: (token: string) => void
 }
 
+const SAFE_REQUEST_ID = /^[\w.:-]{1,64}$/
+const instance = randomBytes(4).toString('hex')
+let requests = 0
+
+/** A client's `x-request-id` when it is short and plain (it goes into every log line of the request), else ours. */
+function requestId(request: IncomingMessage): string {
+  const sent = request.headers['x-request-id']
+  return typeof sent === 'string' && SAFE_REQUEST_ID.test(sent) ? sent : `${instance}-${(++requests).toString(36)}`
+}
+
+type BodyParser = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => void
+
+/** Fastify's JSON parser (prototype poisoning refused), after the shape limits: 400 before anything walks the body. */
+function boundedJsonParser(parse: BodyParser, maxNodes: number): BodyParser {
+  return (request, body, done) => {
+    const tooBig = jsonLimitError(body, maxNodes)
+    if (tooBig !== undefined) return done(new AppError('BAD_REQUEST', `the body ${tooBig}`))
+    parse(request, body, done)
+  }
+}
+
 export async function buildApp({ config, logger, onGeneratedToken }: AppOptions) {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger, childLoggerFactory: lazyChildLogger } : {}),
     bodyLimit: config.CONFIG_MAX_BYTES,
-    requestIdHeader: 'x-request-id',
+    requestIdHeader: false,
+    genReqId: requestId,
+    // A request must arrive whole within REQUEST_TIMEOUT_MS (408, connection closed), checked every second: a client
+    // trickling a body, or holding a connection with half a request, is dropped rather than kept for ever.
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    http: { connectionsCheckingInterval: 1000 },
     return503OnClosing: true,
     // Over-long keys must reach the key check (400 INVALID_KEY), not stop at the router (414).
     routerOptions: { maxParamLength: 1024 },
@@ -45,11 +74,12 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
   app.setNotFoundHandler(async (request) => {
     throw new AppError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)
   })
-  app.removeContentTypeParser('text/plain') // bodies are JSON only: anything else is a 415
+  app.server.maxConnections = config.MAX_CONNECTIONS
+  app.removeContentTypeParser(['text/plain', 'application/json']) // bodies are JSON only: anything else is a 415
   app.addContentTypeParser(
-    'application/merge-patch+json',
+    ['application/json', 'application/merge-patch+json'],
     { parseAs: 'string' },
-    app.getDefaultJsonParser('error', 'error'),
+    boundedJsonParser(app.getDefaultJsonParser('error', 'error'), config.CONFIG_MAX_NODES),
   )
 
   await app.register(store, { config })

@@ -3,7 +3,8 @@
 // `config.scope`; handlers check per-key limits (`keys` claim, secret keys) with `request.authorizeKey`.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type Static, Type } from 'typebox'
 import { Compile } from 'typebox/compile'
@@ -12,7 +13,14 @@ import { AppError } from './errors.js'
 
 export const SCOPES = ['config:read', 'config:write', 'config:admin'] as const
 export type Scope = (typeof SCOPES)[number]
-const LEVEL: Record<Scope, number> = { 'config:read': 1, 'config:write': 2, 'config:admin': 3 }
+// A Map: a JWT scope named `constructor` must not find Object.prototype's members (it would have given NaN, and
+// NaN compares false against every level, so the token passed every check).
+const LEVEL: ReadonlyMap<string, number> = new Map([
+  ['config:read', 1],
+  ['config:write', 2],
+  ['config:admin', 3],
+])
+const levelNeeded = (scope: Scope) => LEVEL.get(scope) as number
 
 export const StaticTokens = Type.Array(
   Type.Object({
@@ -37,7 +45,7 @@ interface TokenEntry {
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest()
-const levelOf = (scopes: readonly string[]) => Math.max(0, ...scopes.map((s) => LEVEL[s as Scope] ?? 0))
+const levelOf = (scopes: readonly string[]) => Math.max(0, ...scopes.map((s) => LEVEL.get(s) ?? 0))
 
 /** The static tokens from AUTH_TOKENS / AUTH_TOKENS_FILE; with no auth configured at all, one generated admin token
  * when bound to loopback, and a start-up error otherwise (never runs open). */
@@ -91,7 +99,11 @@ function matchStatic(entries: TokenEntry[], token: string): Principal | undefine
 
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/
 const JWT_RECHECK_MS = 60_000
+/** How far in the future a JWT's `iat` may lie (clocks differ a little between machines). */
+export const JWT_CLOCK_SKEW_SEC = 60
 const VERIFIED_MAX = 1000
+const KEY_LIMIT = /^[a-z0-9_-]*\*?$/
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string')
 
 interface Verified {
   principal: Principal
@@ -103,16 +115,52 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Scope the route needs; routes without it need no auth. */
     scope?: Scope
+    /** No scope needed, but a valid token, when one is sent, sets `request.principal` (/ready shows it more). */
+    optionalAuth?: boolean
   }
   interface FastifyRequest {
     principal: Principal | null
-    /** Throws FORBIDDEN unless the caller may touch `key` at `scope` (keys claim, secret keys need admin). */
-    authorizeKey(key: string, scope: Scope, secret?: boolean): void
+    /** Throws FORBIDDEN unless the caller may touch `key` at `scope` (keys claim; a secret key, or another name of
+     * one, needs admin). */
+    authorizeKey(key: string, scope: Scope): void
   }
 }
 
 export function isAdmin(principal: Principal | null): boolean {
-  return principal !== null && principal.level >= LEVEL['config:admin']
+  return principal !== null && principal.level >= levelNeeded('config:admin')
+}
+
+/** The JWT's claims as a principal, or why they are refused. Restriction claims fail closed: a `keys` or `scope`
+ * that is there but malformed is a 401, never "no restriction". */
+export function principalOfClaims(
+  claims: Record<string, unknown>,
+  nowSec: number,
+  maxAgeSec?: number,
+): { principal: Principal; untilSec: number } | string {
+  const { exp, iat, scope, scopes, keys, sub } = claims
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return 'the JWT has no exp claim'
+  if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat)))
+    return 'the JWT iat claim is not a number'
+  if (typeof iat === 'number' && iat > nowSec + JWT_CLOCK_SKEW_SEC) return 'the JWT was issued in the future'
+  let untilSec = exp
+  if (maxAgeSec !== undefined) {
+    if (typeof iat !== 'number') return 'the JWT has no iat claim, and JWT_MAX_AGE needs one'
+    if (nowSec - iat > maxAgeSec) return 'the JWT is older than JWT_MAX_AGE allows'
+    untilSec = Math.min(untilSec, iat + maxAgeSec)
+  }
+  if (scope !== undefined && typeof scope !== 'string') return 'the JWT scope claim is not a string'
+  if (scopes !== undefined && !isStringArray(scopes)) return 'the JWT scopes claim is not an array of strings'
+  if (keys !== undefined && !(isStringArray(keys) && keys.every((k) => KEY_LIMIT.test(k))))
+    return 'the JWT keys claim is not an array of key names'
+  const granted = [...(typeof scope === 'string' ? scope.split(' ') : []), ...((scopes as string[] | undefined) ?? [])]
+  return {
+    principal: {
+      name: typeof sub === 'string' ? sub : 'jwt',
+      level: levelOf(granted),
+      keys: keys as string[] | undefined,
+    },
+    untilSec,
+  }
 }
 
 export function allowsKey(principal: Principal, key: string): boolean {
@@ -157,15 +205,9 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
     } catch {
       throw unauthorized('the bearer token is not a valid, unexpired JWT')
     }
-    const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ') : claims.scopes
-    const keys = claims.keys
-    const principal = {
-      name: typeof claims.sub === 'string' ? claims.sub : 'jwt',
-      level: Array.isArray(scopes) ? levelOf(scopes.map(String)) : 0,
-      keys: Array.isArray(keys) ? keys.map(String) : undefined,
-    }
-    const maxUntil = Date.now() + JWT_RECHECK_MS
-    return { principal, until: typeof claims.exp === 'number' ? Math.min(claims.exp * 1000, maxUntil) : maxUntil }
+    const found = principalOfClaims(claims, Date.now() / 1000, config.jwtMaxAgeSec)
+    if (typeof found === 'string') throw unauthorized(found)
+    return { principal: found.principal, until: Math.min(found.untilSec * 1000, Date.now() + JWT_RECHECK_MS) }
   }
 
   // Auth work done once per token (issue 4): a token is checked in full — JWT signature and claims, or a
@@ -173,11 +215,9 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
   // same token find the result here, until it expires. Only tokens that passed are kept, and only so many.
   const verified = new Map<string, Verified>()
 
-  function authenticate(request: FastifyRequest): Principal {
-    const token = bearerToken(request.headers.authorization)
+  /** The principal of a bearer token, checked in full; throws UNAUTHORIZED. */
+  function authenticate(token: string | undefined): Principal {
     if (!token) throw unauthorized('an Authorization: Bearer <token> header is required')
-    const known = verified.get(token)
-    if (known !== undefined && known.until > Date.now()) return known.principal
     const found = verifyJwt(token) ?? matchStaticToken(token)
     if (found === undefined) throw unauthorized('the bearer token is not valid')
     if (verified.size >= VERIFIED_MAX) verified.clear()
@@ -190,32 +230,69 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
     return principal === undefined ? undefined : { principal, until: Number.POSITIVE_INFINITY }
   }
 
+  // Failed authentication is throttled per client address (shared through Redis when it is configured, so every
+  // instance counts the same failures). A token that already passed is never slowed; a client over the limit gets 429
+  // for every token not seen before, including a right one, so guessing learns nothing while it lasts.
+  await app.register(rateLimit, {
+    global: false,
+    skipOnError: true, // Redis down: count nothing rather than refuse everyone
+    ...(app.redis ? { redis: app.redis, nameSpace: `${config.CONFIG_STORE_REDIS_PREFIX}:auth-failures:` } : {}),
+  })
+  const failures = app.createRateLimit({ max: config.AUTH_FAILURES_MAX, timeWindow: config.AUTH_FAILURES_WINDOW_MS })
+
+  /** A token not in `verified`: refused while the address is over its failures, else checked and counted if bad. */
+  async function authenticateUnknown(request: FastifyRequest, reply: FastifyReply, token: string | undefined) {
+    const before = await failures(request, { increment: false })
+    if (!before.isAllowed && before.remaining === 0) {
+      reply.header('retry-after', String(Math.max(1, before.ttlInSeconds)))
+      throw new AppError('TOO_MANY_REQUESTS', 'too many failed authentications from this address; retry later')
+    }
+    try {
+      return authenticate(token)
+    } catch (err) {
+      await failures(request)
+      throw err
+    }
+  }
+
+  const scopeError = (p: Principal, scope: Scope) =>
+    p.level < levelNeeded(scope) ? new AppError('FORBIDDEN', `this needs the ${scope} scope`) : undefined
+
   app.decorateRequest('principal', null)
-  app.decorateRequest('authorizeKey', function (this: FastifyRequest, key: string, scope: Scope, secret = false) {
+  app.decorateRequest('authorizeKey', function (this: FastifyRequest, key: string, scope: Scope) {
     const p = this.principal
-    const need = secret ? LEVEL['config:admin'] : LEVEL[scope]
-    if (p === null || p.level < need) {
+    const secret = app.store.validator.isSecret(key)
+    if (p === null || p.level < levelNeeded(secret ? 'config:admin' : scope)) {
       throw new AppError(
         'FORBIDDEN',
         `${secret ? `${key} holds credentials: ` : ''}this needs the ${secret ? 'config:admin' : scope} scope`,
       )
     }
-    if (!allowsKey(p, key)) throw new AppError('FORBIDDEN', `this token may not touch ${key}`)
+    const target = app.store.validator.aliasOf(key)
+    if (!allowsKey(p, key) || (target !== undefined && !allowsKey(p, target)))
+      throw new AppError('FORBIDDEN', `this token may not touch ${key}`)
   })
 
-  // A callback hook, not an async one: no promise per request on the hot path.
-  app.addHook('onRequest', (request, _reply, done) => {
-    const scope = request.routeOptions.config.scope
-    if (scope === undefined) return done()
-    try {
-      request.principal = authenticate(request)
-    } catch (err) {
-      return done(err as AppError)
+  // A callback hook, not an async one: a token seen before costs no promise on the hot path.
+  app.addHook('onRequest', (request, reply, done) => {
+    // Config answers hold settings and credentials: never stored by a cache on the way, never sniffed as HTML.
+    reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff')
+    const { scope, optionalAuth } = request.routeOptions.config
+    if (scope === undefined && !(optionalAuth && request.headers.authorization)) return done()
+    const token = bearerToken(request.headers.authorization)
+    const known = token === undefined ? undefined : verified.get(token)
+    if (known !== undefined && known.until > Date.now()) {
+      request.principal = known.principal
+      return done(scope === undefined ? undefined : scopeError(known.principal, scope))
     }
-    done(
-      request.principal.level < LEVEL[scope] ? new AppError('FORBIDDEN', `this needs the ${scope} scope`) : undefined,
+    authenticateUnknown(request, reply, token).then(
+      (principal) => {
+        request.principal = principal
+        done(scope === undefined ? undefined : scopeError(principal, scope))
+      },
+      (err: AppError) => done(scope === undefined ? undefined : err), // optional auth: a bad token is anonymous
     )
   })
 }
 
-export default fp(authPlugin, { name: 'auth', fastify: '5.x' })
+export default fp(authPlugin, { name: 'auth', fastify: '5.x', dependencies: ['store'] })

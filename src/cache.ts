@@ -2,6 +2,7 @@
 // something guarantees invalidation. `epoch` lets a read that started before an invalidation refuse to fill the cache
 // with what it read, so a value older than an acknowledged write is never served.
 import type { LayerName } from '../stores/types.js'
+import { ByteMap, bytesOf } from './byte-map.js'
 
 export interface Resolved {
   key: string
@@ -23,15 +24,13 @@ export interface CacheOptions {
 
 export class ConfigCache {
   readonly ttlMs: number
-  readonly maxBytes: number
   epoch = 0
   #active: boolean
-  #bytes = 0
-  readonly #entries = new Map<string, { value: Resolved; expires: number; bytes: number }>()
+  readonly #entries: ByteMap<{ value: Resolved; expires: number }>
 
   constructor({ ttlMs, maxBytes }: CacheOptions, active = true) {
     this.ttlMs = ttlMs
-    this.maxBytes = maxBytes
+    this.#entries = new ByteMap(maxBytes)
     this.#active = active && ttlMs > 0
   }
 
@@ -50,7 +49,7 @@ export class ConfigCache {
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expires <= Date.now()) {
-      this.#drop(key)
+      this.#entries.delete(key)
       return undefined
     }
     return entry.value
@@ -59,38 +58,25 @@ export class ConfigCache {
   /** Stores a value read while `epoch` was current; dropped when anything was invalidated since. */
   set(value: Resolved, epoch: number): void {
     if (!this.#active || epoch !== this.epoch) return
-    // The JSON text, plus the two response strings the route derives from it; two bytes a character at worst.
-    const bytes = value.json.length * 6 + 256
-    if (bytes > this.maxBytes) return
-    this.#drop(value.key)
-    while (this.#bytes + bytes > this.maxBytes) {
-      const oldest = this.#entries.keys().next()
-      if (oldest.done) break
-      this.#drop(oldest.value)
-    }
-    this.#entries.set(value.key, { value, expires: Date.now() + this.ttlMs, bytes })
-    this.#bytes += bytes
+    // The JSON text, plus the two response strings the route derives from it.
+    this.#entries.set(value.key, { value, expires: Date.now() + this.ttlMs }, bytesOf(value.json) * 3 + 256)
   }
 
   invalidate(key: string): void {
     this.epoch++
-    this.#drop(key)
+    this.#entries.delete(key)
   }
 
   clear(): void {
     this.epoch++
     this.#entries.clear()
-    this.#bytes = 0
   }
 
   get size(): number {
     return this.#entries.size
   }
 
-  #drop(key: string): void {
-    const entry = this.#entries.get(key)
-    if (entry === undefined) return
-    this.#entries.delete(key)
-    this.#bytes -= entry.bytes
+  get bytes(): number {
+    return this.#entries.bytes
   }
 }

@@ -6,7 +6,7 @@ import type { ConfigDocument } from '../stores/types.js'
 function sorted(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sorted)
   if (typeof value !== 'object' || value === null) return value
-  const out: Record<string, unknown> = {}
+  const out: Record<string, unknown> = Object.create(null) // a `__proto__` name is data here, not a prototype
   for (const name of Object.keys(value).sort()) out[name] = sorted((value as Record<string, unknown>)[name])
   return out
 }

@@ -2,7 +2,9 @@
 // The `config-store` command line (operations.md "The command line"): the same configuration and store code as the
 // server. Errors are one line on stderr; exit 0 on success, 1 on a failure, 2 on bad arguments, 3 when the
 // migration lock is held.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { lstatSync, readFileSync, renameSync, rmSync, type Stats, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import pino from 'pino'
 import { isDocument, LAYER_ORDER, type LayerName } from '../stores/types.js'
@@ -143,13 +145,13 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => Promise
     run: async (args) => {
       const { values } = parse(args, { out: { type: 'string' } })
       return withStore(async (store) => {
-        const configs: Record<string, unknown> = {}
+        const configs: Record<string, unknown> = Object.create(null) // a key named __proto__ is a key
         for (const { key, source } of await store.list()) {
           if (source !== null) configs[key] = JSON.parse((await store.read(key)).json)
         }
         const text = `${JSON.stringify({ format: BUNDLE_FORMAT, exported_at: new Date().toISOString(), configs }, null, 2)}\n`
         if (values.out === undefined) return print(text.trimEnd(), 0)
-        writeFileSync(values.out, text, { mode: 0o600 })
+        writePrivate(values.out, text)
         return print(`exported ${Object.keys(configs).length} keys to ${values.out}`, 0)
       })
     },
@@ -263,6 +265,25 @@ function takeList(args: string[], flag: string): [string[] | undefined, string[]
   }
   if (list?.length === 0) throw new UsageError(`${flag} needs at least one key`)
   return [list, rest]
+}
+
+/** Writes a file that holds credentials: never through a symlink, and always ending 0600 (a new file renamed over the
+ * old one, so an existing 0644 file does not keep its mode). */
+function writePrivate(path: string, text: string): void {
+  let existing: Stats | undefined
+  try {
+    existing = lstatSync(path)
+  } catch {}
+  if (existing?.isSymbolicLink()) throw new UsageError(`${path} is a symlink; refusing to write credentials through it`)
+  if (existing !== undefined && !existing.isFile()) throw new UsageError(`${path} is not a regular file`)
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  try {
+    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' })
+    renameSync(tmp, path)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw new UsageError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
 }
 
 function readJson(file: string): unknown {

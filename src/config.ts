@@ -36,6 +36,16 @@ export const EnvSchema = Type.Object({
   CONFIG_CACHE_TTL_MS: Ms(60_000, 'cache TTL; 0 turns the cache off'),
   CONFIG_CACHE_MAX_BYTES: Type.Integer({ minimum: 0, default: 64 * 1024 * 1024 }),
   CONFIG_MAX_BYTES: Type.Integer({ minimum: 1, default: 1_048_576 }),
+  CONFIG_MAX_NODES: Type.Integer({
+    minimum: 1,
+    default: 20_000,
+    description: 'most values (array items and object members) in one document',
+  }),
+  CONFIG_MAX_KEYS: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: 'a write that would create more keys is refused',
+  }),
   CONFIG_STORE_UNKNOWN_KEYS: Type.Union([Type.Literal('allow'), Type.Literal('reject')], { default: 'allow' }),
   CONFIG_SCHEMAS_DIR: Type.Optional(Text),
   AUTH_TOKENS: Type.Optional(Text),
@@ -44,6 +54,24 @@ export const EnvSchema = Type.Object({
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN ' })),
   JWT_ISSUER: Type.Optional(Text),
   JWT_AUDIENCE: Type.Optional(Text),
+  JWT_MAX_AGE: Type.Optional(
+    Type.String({
+      pattern: '^[1-9][0-9]*(s|m|h|d)?$',
+      description: 'oldest JWT accepted, by its iat: 900, 15m, 12h, 7d',
+    }),
+  ),
+  AUTH_FAILURES_MAX: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: 'failed authentications per client address',
+  }),
+  AUTH_FAILURES_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({
+    minimum: 1000,
+    default: 30_000,
+    description: 'a request must arrive whole within this',
+  }),
+  MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 1024, description: 'open client connections at once' }),
   REDIS_CONNECT_TIMEOUT_MS: Ms(1000, 'Redis connect timeout'),
   REDIS_COMMAND_TIMEOUT_MS: Ms(500, 'Redis command timeout'),
   PHP_CONNECT_TIMEOUT_MS: Ms(1000, 'PHP API connect timeout'),
@@ -80,7 +108,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = proc
   const merged: Record<string, string> = {}
   for (const [name, value] of Object.entries({ ...fromFile, ...env })) {
     // An empty variable means "not set", as in most shells' `VAR=` lines.
-    if (name in EnvSchema.properties && value !== undefined && value !== '') merged[name] = value
+    if (Object.hasOwn(EnvSchema.properties, name) && value !== undefined && value !== '') merged[name] = value
   }
   return merged
 }
@@ -110,8 +138,17 @@ export function loadConfig(raw: Record<string, string | undefined>) {
   const order: LayerName[] = e.CONFIG_STORE_MODE === 'php_first' ? ['php', 'redis', 'files'] : ['redis', 'php', 'files']
   const layers = order.filter((l) => (l === 'redis' ? redisEnabled : l === 'php' ? phpEnabled : true))
   const jwtKey = e.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n')
+  const jwtMaxAgeSec = e.JWT_MAX_AGE === undefined ? undefined : durationSeconds(e.JWT_MAX_AGE)
   if (e.JWT_SECRET && jwtKey) throw new ConfigError('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both')
-  return { ...e, layers, jwtPublicKey: jwtKey }
+  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec }
 }
 
 export type AppConfig = ReturnType<typeof loadConfig>
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
+
+/** `900`, `900s`, `15m`, `12h`, `7d` → seconds (the pattern in EnvSchema has checked the form). */
+function durationSeconds(text: string): number {
+  const unit = text.at(-1) as string
+  return Object.hasOwn(UNIT_SECONDS, unit) ? Number(text.slice(0, -1)) * (UNIT_SECONDS[unit] as number) : Number(text)
+}

@@ -28,7 +28,7 @@ export function toAppError(err: FastifyError | AppError | Error): AppError {
     const what = e.validationContext === 'body' ? 'the body must be a JSON object' : `bad ${e.validationContext}`
     return new AppError('BAD_REQUEST', what, { details })
   }
-  const code = e.code === undefined ? undefined : FASTIFY_CODES[e.code]
+  const code = e.code !== undefined && Object.hasOwn(FASTIFY_CODES, e.code) ? FASTIFY_CODES[e.code] : undefined
   if (code !== undefined) return new AppError(code, e.message)
   if (e instanceof SyntaxError || (e.statusCode === 400 && e.code?.startsWith('FST_ERR_CTP'))) {
     return new AppError('BAD_REQUEST', `the body is not valid JSON: ${e.message}`)
@@ -38,7 +38,11 @@ export function toAppError(err: FastifyError | AppError | Error): AppError {
   return new AppError('INTERNAL_ERROR', 'internal error; the service log has the details', { cause: err })
 }
 
+const hasBody = (request: FastifyRequest) =>
+  request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0'
+
 const LEGACY_MESSAGES: Partial<Record<ErrorCode, string>> = {
+  TOO_MANY_REQUESTS: 'Too many requests',
   UNAUTHORIZED: 'Unauthorized',
   FORBIDDEN: 'Forbidden',
   INVALID_KEY: 'Invalid key',
@@ -55,6 +59,8 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
     request.log.error({ err }, error.message)
   }
   if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer')
+  // Refused before its body was read (401, 413, 429 …): the rest of the body is not waited for; the connection closes.
+  if (request.body === undefined && hasBody(request)) reply.header('connection', 'close')
   reply.code(error.statusCode)
   if (request.routeOptions.config.legacy) {
     const message = LEGACY_MESSAGES[error.code] ?? (error.statusCode < 500 ? 'Invalid payload' : error.message)

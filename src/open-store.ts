@@ -3,7 +3,7 @@
 
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Redis } from 'ioredis'
-import { createFileStore, type FileStore } from '../stores/file-store.js'
+import { createFileStore, type FileStore, magicLinkAliases } from '../stores/file-store.js'
 import type { PhpStore } from '../stores/php-store.js'
 import { createRedisStore } from '../stores/redis-store.js'
 import type { Layer } from '../stores/types.js'
@@ -16,6 +16,8 @@ import { createValidator } from './validation.js'
 
 export interface OpenedStore {
   store: ConfigStore
+  /** The Redis command connection, when Redis is configured (shared by the failed-auth rate limit). */
+  redis: Redis | undefined
   /** Resolves once Redis answered (and cache invalidation is set up) or failed its first connect, so a fresh
    * process does not start on a fallback. */
   connected: Promise<void>
@@ -24,8 +26,22 @@ export interface OpenedStore {
 
 type RedisClass = typeof import('ioredis').Redis
 
+/** What an ops engineer must fix, for the connection errors that no retry will cure; undefined for the others. */
+export function misconfiguration(err: Error, url: string): string | undefined {
+  if (err.message.startsWith('NOAUTH')) return 'Redis requires a password (NOAUTH): put it in REDIS_URL'
+  if (err.message.startsWith('WRONGPASS')) return 'Redis refused the user or password in REDIS_URL (WRONGPASS)'
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  if (
+    url.startsWith('rediss:') &&
+    (/TLS|SSL/i.test(err.message) || /^(ERR_SSL|ERR_TLS|EPROTO|ECONNRESET|ETIMEDOUT)/.test(code))
+  )
+    return `the TLS handshake with Redis failed (${reasonOf(err)}): is the server speaking TLS on that port?`
+  return undefined
+}
+
 function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: string, extra: { protocol?: 2 } = {}) {
-  const redis = new Client(config.REDIS_URL as string, {
+  const url = config.REDIS_URL as string
+  const redis = new Client(url, {
     connectionName: `config-store:${role}`,
     enableOfflineQueue: false, // fail fast while Redis is down, never queue
     maxRetriesPerRequest: 0,
@@ -36,37 +52,61 @@ function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: 
     ...extra,
   })
   let up = false
+  let reported: string | undefined
+  const state = { redis, lastError: undefined as string | undefined }
   redis.on('ready', () => {
     if (role === 'commands') log.info({ layer: 'redis' }, up ? 'redis layer recovered' : 'redis layer connected')
     up = true
+    reported = undefined
+    state.lastError = undefined
   })
   redis.on('error', (err) => {
-    if (up && role === 'commands') log.warn({ layer: 'redis', reason: reasonOf(err) }, 'redis layer down')
+    const cause = misconfiguration(err, url)
+    state.lastError = cause ?? reasonOf(err)
+    // A wrong password or TLS setting is never cured by retrying: one ERROR line naming it (again only if it changes).
+    if (cause !== undefined && cause !== reported && role === 'commands')
+      log.error({ layer: 'redis', reason: cause }, cause)
+    else if (up && role === 'commands') log.warn({ layer: 'redis', reason: reasonOf(err) }, 'redis layer down')
+    if (cause !== undefined) reported = cause
     up = false
   })
-  return redis
+  return state
 }
 
 export async function openStore(config: AppConfig, log: Logger): Promise<OpenedStore> {
   const validator = createValidator({
     schemasDir: config.CONFIG_SCHEMAS_DIR,
     unknownKeys: config.CONFIG_STORE_UNKNOWN_KEYS,
+    aliases: magicLinkAliases(config.CONFIG_FILES_DIR, config.MAGIC_LINK_TOKENS_FILE),
   })
-  const cache = new ConfigCache({ ttlMs: config.CONFIG_CACHE_TTL_MS, maxBytes: config.CONFIG_CACHE_MAX_BYTES })
+  // CONFIG_CACHE_MAX_BYTES bounds every in-memory copy of stored texts: half for the cache of resolved reads, a quarter
+  // each for the Redis and files layers' memos of what their texts hold.
+  const memory = config.CONFIG_CACHE_MAX_BYTES
+  const limits = (share: number) => ({ maxBytes: memory * share, maxNodes: config.CONFIG_MAX_NODES })
+  const cache = new ConfigCache({ ttlMs: config.CONFIG_CACHE_TTL_MS, maxBytes: memory / 2 })
   const layers: Layer[] = []
   const clients: Redis[] = []
   let php: PhpStore | undefined
   let files: FileStore | undefined
   let invalidation: Invalidation | undefined
+  let redis: Redis | undefined
   for (const name of config.layers) {
     if (name === 'redis') {
       // Loaded only when configured (start-up time). `default`: what a bundled dynamic import of CommonJS exposes.
       const Client = (await import('ioredis')).default as unknown as RedisClass
-      const redis = connectRedis(Client, config, log, 'commands')
+      const commands = connectRedis(Client, config, log, 'commands')
+      redis = commands.redis
       clients.push(redis)
-      layers.push(createRedisStore({ redis, prefix: config.CONFIG_STORE_REDIS_PREFIX }))
+      layers.push(
+        createRedisStore({
+          redis,
+          prefix: config.CONFIG_STORE_REDIS_PREFIX,
+          connectionError: () => commands.lastError,
+          ...limits(1 / 4),
+        }),
+      )
       // RESP2 for the subscriber: ioredis passes on tracking invalidations only as pub/sub messages.
-      const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 })
+      const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 }).redis
       clients.push(subscriber)
       invalidation = startInvalidation({ redis, subscriber, prefix: config.CONFIG_STORE_REDIS_PREFIX, cache, log })
     } else if (name === 'php') {
@@ -78,6 +118,8 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
         connectTimeoutMs: config.PHP_CONNECT_TIMEOUT_MS,
         timeoutMs: config.PHP_TIMEOUT_MS,
         circuitResetMs: config.PHP_CIRCUIT_RESET_MS,
+        maxBytes: config.CONFIG_MAX_BYTES,
+        maxNodes: config.CONFIG_MAX_NODES,
         onCircuitChange: (open, reason) =>
           open
             ? log.warn({ layer: 'php', reason }, 'php layer down; skipped until it answers again')
@@ -85,11 +127,15 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
       })
       layers.push(php)
     } else {
-      files = createFileStore({ dir: config.CONFIG_FILES_DIR, magicLinkTokensFile: config.MAGIC_LINK_TOKENS_FILE })
+      files = createFileStore({
+        dir: config.CONFIG_FILES_DIR,
+        magicLinkTokensFile: config.MAGIC_LINK_TOKENS_FILE,
+        ...limits(1 / 4),
+      })
       layers.push(files)
     }
   }
-  const store = createConfigStore({ layers, validator, cache, log, invalidation })
+  const store = createConfigStore({ layers, validator, cache, log, invalidation, maxKeys: config.CONFIG_MAX_KEYS })
   const connected = Promise.all(
     clients.map(
       (c) =>
@@ -102,6 +148,7 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
   ).then(() => invalidation?.settled())
   return {
     store,
+    redis,
     connected,
     async close() {
       files?.close()

@@ -20,6 +20,8 @@ export interface StoreOptions {
   cache: ConfigCache
   log: Logger
   invalidation?: Invalidation | undefined
+  /** A write that would make more keys than this is refused (CONFIG_MAX_KEYS). */
+  maxKeys?: number
 }
 
 export interface Written {
@@ -45,8 +47,12 @@ function checkKey(key: string): void {
 }
 
 const WARN_EVERY_MS = 10_000
+/** A layer is probed for /ready at most once in this long; callers in between share the answer. */
+const PROBE_EVERY_MS = 1000
+/** How long a count of the keys, taken for the CONFIG_MAX_KEYS quota, is trusted. */
+const KEY_COUNT_MS = 1000
 
-export function createConfigStore({ layers, validator, cache, log, invalidation }: StoreOptions) {
+export function createConfigStore({ layers, validator, cache, log, invalidation, maxKeys = 10_000 }: StoreOptions) {
   if (layers[0] === undefined) throw new Error('no store layer is configured')
   const primary: Layer = layers[0]
   const byName = new Map(layers.map((l) => [l.name, l]))
@@ -79,11 +85,13 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
     return found
   }
 
-  /** The effective value: the first layer that holds the key, in the configured order. */
-  async function read(key: string): Promise<Resolved> {
-    const cached = cache.get(key)
+  /** The effective value: the first layer that holds the key, in the configured order. A legacy file name of a key
+   * (`magic_links`) reads that key. */
+  async function read(name: string): Promise<Resolved> {
+    const cached = cache.get(name)
     if (cached !== undefined) return cached
-    checkKey(key)
+    checkKey(name)
+    const key = validator.aliasOf(name) ?? name
     const epoch = cache.epoch
     const down: LayerName[] = []
     for (const l of layers) {
@@ -110,8 +118,9 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
   }
 
   /** One layer only, never the fallback chain. */
-  async function readFrom(name: LayerName, key: string): Promise<Resolved> {
-    checkKey(key)
+  async function readFrom(name: LayerName, requested: string): Promise<Resolved> {
+    checkKey(requested)
+    const key = validator.aliasOf(requested) ?? requested
     const r = await layer(name).get(key)
     if (r.state === 'hit') return { key, json: r.json, source: name, updatedAt: r.updatedAt }
     if (r.state === 'absent') throw new AppError('CONFIG_NOT_FOUND', `the ${name} layer does not hold ${key}`)
@@ -135,14 +144,45 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
   }
 
   function checkAccepted(key: string, input: ConfigDocument): ConfigDocument {
-    checkKey(key)
+    checkWritable(key)
     if (!validator.accepts(key)) {
       throw new AppError('INVALID_KEY', `${key} has no schema and CONFIG_STORE_UNKNOWN_KEYS=reject`)
     }
     return input
   }
 
+  /** Valid, and not another name of a key: a write never replaces a secret through a legacy file name. */
+  function checkWritable(key: string): void {
+    checkKey(key)
+    const target = validator.aliasOf(key)
+    if (target !== undefined)
+      throw new AppError('INVALID_KEY', `${key} is a legacy file name of ${target}; write or delete ${target} itself`)
+  }
+
+  // The CONFIG_MAX_KEYS quota. Keys known to exist need no count; a new key is counted against every layer's
+  // listing (taken at most once a KEY_COUNT_MS). Several instances creating keys at the same moment may overshoot by
+  // the writes in flight; the PHP API cannot list, so a PHP-only store is not counted.
+  const existing = new Set<string>()
+  let counted: { at: number; keys: Promise<Set<string>> } | undefined
+  function allKeys(): Promise<Set<string>> {
+    if (counted === undefined || Date.now() - counted.at > KEY_COUNT_MS) {
+      const keys = Promise.all(layers.map((l) => l.listKeys().catch(() => []))).then((lists) => new Set(lists.flat()))
+      counted = { at: Date.now(), keys }
+    }
+    return counted.keys
+  }
+  async function checkRoom(key: string): Promise<void> {
+    if (existing.has(key)) return
+    const keys = await allKeys()
+    if (!keys.has(key) && keys.size >= maxKeys) {
+      throw new AppError('QUOTA_EXCEEDED', `the store holds ${keys.size} keys, the most CONFIG_MAX_KEYS allows`)
+    }
+    if (existing.size < maxKeys) existing.add(key)
+    keys.add(key)
+  }
+
   async function commit(key: string, doc: ConfigDocument): Promise<Written> {
+    await checkRoom(key)
     const json = JSON.stringify(doc)
     try {
       await primary.set(key, doc, json)
@@ -164,12 +204,15 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
 
   /** JSON Merge Patch (RFC 7396) on the effective document, then written like a POST. */
   async function patch(key: string, mergePatch: ConfigDocument): Promise<Written> {
+    checkWritable(key)
     const current = await read(key)
     return write(key, applyMergePatch(JSON.parse(current.json), mergePatch) as ConfigDocument)
   }
 
   async function remove(key: string): Promise<Record<string, DeleteOutcome>> {
-    checkKey(key)
+    checkWritable(key)
+    existing.delete(key)
+    counted = undefined
     const done: Record<string, DeleteOutcome> = {}
     const down: string[] = []
     await Promise.all(
@@ -221,8 +264,19 @@ export function createConfigStore({ layers, validator, cache, log, invalidation 
     return listed.filter((x) => x !== undefined)
   }
 
+  // /ready is anonymous: however often it is called, each layer (the PHP host, with our token) is probed at most once
+  // a PROBE_EVERY_MS, and callers in between share that probe.
+  const probes = new Map<LayerName, { at: number; health: Promise<LayerHealth> }>()
+  function probe(l: Layer): Promise<LayerHealth> {
+    const last = probes.get(l.name)
+    if (last !== undefined && Date.now() - last.at < PROBE_EVERY_MS) return last.health
+    const health = l.health()
+    probes.set(l.name, { at: Date.now(), health })
+    return health
+  }
+
   async function health(): Promise<Array<LayerHealth & { layer: LayerName }>> {
-    return Promise.all(layers.map(async (l) => ({ layer: l.name, ...(await l.health()) })))
+    return Promise.all(layers.map(async (l) => ({ layer: l.name, ...(await probe(l)) })))
   }
 
   return {
@@ -247,8 +301,9 @@ export type ConfigStore = ReturnType<typeof createConfigStore>
 
 export function applyMergePatch(target: unknown, patch: unknown): unknown {
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch
-  const out: Record<string, unknown> =
-    typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as object) } : {}
+  // Null prototype: a member named `__proto__` is a member like any other, never the object's prototype.
+  const out: Record<string, unknown> = Object.create(null)
+  if (typeof target === 'object' && target !== null && !Array.isArray(target)) Object.assign(out, target)
   for (const [name, value] of Object.entries(patch)) {
     if (value === null) delete out[name]
     else out[name] = applyMergePatch(out[name], value)

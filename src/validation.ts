@@ -17,8 +17,10 @@ export interface DocumentValidator {
   /** Keys that have a schema (built-in and custom). */
   schemaKeys(): string[]
   spec(key: string): KeySpec | undefined
-  /** Holds credentials: reading or writing it needs admin. */
+  /** Holds credentials, or is another name of a key that does (a legacy file name): reading it needs admin. */
   isSecret(key: string): boolean
+  /** The key that `name` is another name of (`magic_links` → `magic_link_tokens`), or undefined. */
+  aliasOf(name: string): string | undefined
   /** Checks a document (its `_updated_at` is ignored) and returns its stored form, without `_updated_at`. */
   validate(key: string, doc: ConfigDocument): ValidationResult
   /** False when CONFIG_STORE_UNKNOWN_KEYS=reject and the key has no schema. */
@@ -71,6 +73,11 @@ function describe(raw: SchemaError[]): ErrorDetail[] {
   return out
 }
 
+/** Under a secret key the first name of a path is a credential's id (`/mlt_…/single_use`): it is never shown. */
+function redacted(e: ErrorDetail): ErrorDetail {
+  return { ...e, path: e.path.replace(/^\/[^/]+/, '/*') }
+}
+
 function firstPerPath(errors: ErrorDetail[]): ErrorDetail[] {
   const seen = new Set<string>()
   return errors.filter((e) => !seen.has(e.path) && seen.add(e.path))
@@ -88,7 +95,7 @@ function loadCustomSchemas(dir: string | undefined): Map<string, KeySpec> {
   for (const name of names.filter((n) => n.endsWith('.schema.json')).sort()) {
     const key = name.slice(0, -'.schema.json'.length)
     if (!isValidKey(key)) throw new ConfigError(`CONFIG_SCHEMAS_DIR: ${name} does not name a valid config key`)
-    if (key in BUILTIN_KEYS)
+    if (BUILTIN_KEYS.has(key))
       throw new ConfigError(`CONFIG_SCHEMAS_DIR: ${name} would replace the built-in schema of ${key}`)
     try {
       const schema = JSON.parse(readFileSync(join(dir, name), 'utf8'))
@@ -101,11 +108,17 @@ function loadCustomSchemas(dir: string | undefined): Map<string, KeySpec> {
   return specs
 }
 
-export function createValidator(opts: { schemasDir?: string | undefined; unknownKeys: 'allow' | 'reject' }) {
+export function createValidator(opts: {
+  schemasDir?: string | undefined
+  unknownKeys: 'allow' | 'reject'
+  /** Other names of a key (legacy file names that the files layer reads it from): alias → key. */
+  aliases?: ReadonlyMap<string, string>
+}) {
   const custom = loadCustomSchemas(opts.schemasDir)
+  const aliases = opts.aliases ?? new Map<string, string>()
   const compiled = new Map<string, Validator>()
-  const spec = (key: string): KeySpec | undefined => BUILTIN_KEYS[key] ?? custom.get(key)
-  const secrets = new Set(Object.keys(BUILTIN_KEYS).filter((k) => BUILTIN_KEYS[k]?.secret))
+  const spec = (key: string): KeySpec | undefined => BUILTIN_KEYS.get(key) ?? custom.get(key)
+  const secrets = new Set([...BUILTIN_KEYS].filter(([, s]) => s.secret).map(([k]) => k))
 
   function compiledFor(key: string, s: KeySpec): Validator {
     let v = compiled.get(key)
@@ -117,10 +130,11 @@ export function createValidator(opts: { schemasDir?: string | undefined; unknown
   }
 
   const validator: DocumentValidator = {
-    kind: (key) => (key in BUILTIN_KEYS ? 'builtin' : custom.has(key) ? 'custom' : 'none'),
-    schemaKeys: () => [...Object.keys(BUILTIN_KEYS), ...custom.keys()].sort(),
+    kind: (key) => (BUILTIN_KEYS.has(key) ? 'builtin' : custom.has(key) ? 'custom' : 'none'),
+    schemaKeys: () => [...BUILTIN_KEYS.keys(), ...custom.keys()].sort(),
     spec,
-    isSecret: (key) => secrets.has(key),
+    isSecret: (key) => secrets.has(aliases.get(key) ?? key),
+    aliasOf: (name) => aliases.get(name),
     accepts: (key) => opts.unknownKeys === 'allow' || spec(key) !== undefined,
 
     validate(key, input) {
@@ -133,7 +147,7 @@ export function createValidator(opts: { schemasDir?: string | undefined; unknown
         if (!schema.Check(doc)) errors.push(...describe(schema.Errors(doc)))
         s.check?.(doc, errors)
       }
-      if (errors.length > 0) return { ok: false, errors: firstPerPath(errors) }
+      if (errors.length > 0) return { ok: false, errors: firstPerPath(s?.secret ? errors.map(redacted) : errors) }
       return { ok: true, doc: s?.normalize ? s.normalize(doc) : doc }
     },
   }

@@ -17,8 +17,12 @@ export const DEFAULT_KEYS = [
 ]
 
 /** The keys asked for, de-duplicated in order; unknown or malformed ones are a 400 listing the allowed keys. */
-export function selectKeys(validator: DocumentValidator, requested: string[] | undefined): string[] {
-  if (requested === undefined || requested.length === 0) return DEFAULT_KEYS
+export function selectKeys(
+  validator: DocumentValidator,
+  requested: string[] | undefined,
+  mayRead: (key: string) => boolean = () => true,
+): string[] {
+  if (requested === undefined || requested.length === 0) return DEFAULT_KEYS.filter(mayRead)
   const allowed = validator.schemaKeys()
   const unknown = requested.filter((k) => !allowed.includes(k))
   if (unknown.length > 0) {
@@ -35,10 +39,12 @@ interface VerifyOptions {
   failOnDrift?: boolean | undefined
   /** May see the payload of secret keys. */
   admin: boolean
+  /** The default list is narrowed to these (a caller's key limits). */
+  mayRead?: (key: string) => boolean
 }
 
 export async function verifyConfigStore(store: ConfigStore, options: VerifyOptions): Promise<VerifyReply> {
-  const keys = selectKeys(store.validator, options.keys)
+  const keys = selectKeys(store.validator, options.keys, options.mayRead)
   const results = await Promise.all(keys.map((key) => verifyKey(store, key, options)))
   const ok = results.every((r) => r.valid && (!options.failOnDrift || r.drift.length === 0))
   return {

@@ -2,12 +2,22 @@
 // rename, fsync of the directory). `magic_link_tokens` is also read from the legacy file names (keys.md).
 import { randomBytes } from 'node:crypto'
 import { type FSWatcher, watch } from 'node:fs'
-import { access, constants, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
+import { access, constants, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises'
+import { basename, dirname, join, resolve, sep } from 'node:path'
+import { ByteMap, bytesOf } from '../src/byte-map.js'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
-import { type ConfigDocument, isValidKey, type Layer, type ReadResult, TextReader, timed } from './types.js'
+import {
+  type ConfigDocument,
+  isValidKey,
+  type Layer,
+  type ReadResult,
+  TextReader,
+  type TextReaderOptions,
+  textReaderDefaults,
+  timed,
+} from './types.js'
 
-export interface FileStoreOptions {
+export interface FileStoreOptions extends Partial<TextReaderOptions> {
   dir: string
   /** Legacy alternate file for `magic_link_tokens`, read before the files in `dir`. */
   magicLinkTokensFile?: string | undefined
@@ -20,19 +30,36 @@ export interface FileStore extends Layer {
 }
 
 const MAGIC = 'magic_link_tokens'
-const MAX_REMEMBERED = 1024 * 1024
 const MAGIC_ALIAS = 'magic_links'
+
+/** The other names under which the files layer reaches `magic_link_tokens`: `magic_links` (the legacy file), and the
+ * name of MAGIC_LINK_TOKENS_FILE when it lies in the files directory. Reading any of them needs admin. */
+export function magicLinkAliases(dir: string, magicLinkTokensFile?: string): Map<string, string> {
+  const aliases = new Map([[MAGIC_ALIAS, MAGIC]])
+  if (magicLinkTokensFile !== undefined) {
+    const file = resolve(magicLinkTokensFile)
+    const name = basename(file, '.json')
+    if (dirname(file) === resolve(dir) && file.endsWith('.json') && isValidKey(name) && name !== MAGIC)
+      aliases.set(name, MAGIC)
+  }
+  return aliases
+}
 
 /** File texts (and absences) kept in memory while an inotify watch on the directory says they have not changed, so
  * a files layer that serves reads (Redis down, or files only) costs no disk I/O per read. Any event for a file drops
  * it; an event that is not about a config file (the directory itself went away) ends the watch and empties the
  * memory, and the next read starts again. */
 class WatchedTexts {
-  readonly #texts = new Map<string, string | null>()
+  readonly #texts: ByteMap<string | null>
   #watcher: FSWatcher | undefined
   #generation = 0
 
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    maxBytes: number,
+  ) {
+    this.#texts = new ByteMap(maxBytes)
+  }
 
   get(name: string): string | null | undefined {
     return this.#watcher === undefined ? undefined : this.#texts.get(name)
@@ -53,8 +80,7 @@ class WatchedTexts {
 
   remember(name: string, text: string | null, generation: number): void {
     if (generation !== this.#generation || this.#watcher === undefined) return
-    if (this.#texts.size >= 10_000) this.#texts.clear()
-    this.#texts.set(name, text)
+    this.#texts.set(name, text, (text === null ? 0 : bytesOf(text)) + 64)
   }
 
   forget(name: string): void {
@@ -76,11 +102,13 @@ class WatchedTexts {
   }
 }
 
-export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions): FileStore {
+export function createFileStore({ dir, magicLinkTokensFile, ...limits }: FileStoreOptions): FileStore {
   const root = resolve(dir)
   const unavailable = (err: unknown) => new LayerUnavailableError('files', reasonOf(err), err)
-  const reader = new TextReader()
-  const texts = new WatchedTexts(root)
+  const { maxBytes, maxNodes } = { ...textReaderDefaults, ...limits }
+  // The memo of file texts and the reader's memo of what they hold share this layer's part of the memory bound.
+  const reader = new TextReader({ maxBytes: maxBytes / 2, maxNodes })
+  const texts = new WatchedTexts(root, maxBytes / 2)
 
   /** The text of a file of `root` (remembered while unchanged), or null when it does not exist. */
   async function readText(path: string): Promise<string | null> {
@@ -90,13 +118,31 @@ export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions):
     const generation = texts.begin()
     let text: string | null
     try {
-      text = await readFile(path, 'utf8')
+      text = await readInside(path)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       text = null
     }
-    if (name !== undefined && (text === null || text.length <= MAX_REMEMBERED)) texts.remember(name, text, generation)
+    if (name !== undefined) texts.remember(name, text, generation)
     return text
+  }
+
+  /** A file of the directory is read without following a symlink out of it (a planted link to /etc/shadow is
+   * refused); MAGIC_LINK_TOKENS_FILE, named by the operator, is read wherever it is. */
+  async function readInside(path: string): Promise<string> {
+    if (dirname(path) !== root) return readFile(path, 'utf8')
+    try {
+      return await readFile(path, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err
+    }
+    const [target, realRoot] = await Promise.all([realpath(path), realpath(root)])
+    if (!target.startsWith(realRoot + sep)) {
+      throw Object.assign(new Error(`${basename(path)} is a symlink out of the files directory; not read`), {
+        code: 'EXDEV',
+      })
+    }
+    return readFile(target, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW })
   }
 
   function pathsOf(key: string): string[] {
@@ -107,10 +153,11 @@ export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions):
   }
 
   async function writeAtomic(path: string, text: string): Promise<void> {
-    await mkdir(dirname(path), { recursive: true })
+    // Credentials live here (magic_link_tokens): the directory is created 0700 and every file written 0600.
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 })
     const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
     try {
-      const file = await open(tmp, 'w', 0o644)
+      const file = await open(tmp, 'wx', 0o600)
       try {
         await file.writeFile(text, 'utf8')
         await file.sync()
@@ -144,7 +191,8 @@ export function createFileStore({ dir, magicLinkTokensFile }: FileStoreOptions):
           return { state: 'unavailable', reason: reasonOf(err) }
         }
         if (text === null) continue
-        return reader.hit(key, text) ?? { state: 'unavailable', reason: `${path} does not hold a JSON object` }
+        const hit = reader.hit(key, text)
+        return typeof hit === 'string' ? { state: 'unavailable', reason: `${path} ${hit}` } : hit
       }
       return { state: 'absent' }
     },

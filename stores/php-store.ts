@@ -1,9 +1,18 @@
 // The legacy PHP HTTP API layer (legacy.md "The PHP API contract"): `{success, config}` replies (and the documented
 // `{status, data}` shape), `{}`/`[]` meaning absent, Bearer token, key URL-encoded. Short timeouts, a keep-alive pool,
 // and a small circuit breaker so that a PHP host that is down costs a read nothing while it is known to be down.
-import { Pool } from 'undici'
+import { type Dispatcher, Pool } from 'undici'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
-import { type ConfigDocument, hitFromDoc, isDocument, type Layer, type ReadResult, timed } from './types.js'
+import { jsonLimitError } from '../src/json-limits.js'
+import {
+  type ConfigDocument,
+  hitFromDoc,
+  isDocument,
+  type Layer,
+  type ReadResult,
+  textReaderDefaults,
+  timed,
+} from './types.js'
 
 export interface PhpStoreOptions {
   baseUrl: string
@@ -14,6 +23,10 @@ export interface PhpStoreOptions {
   circuitThreshold?: number
   circuitResetMs?: number
   onCircuitChange?: (open: boolean, reason: string) => void
+  /** A reply larger than this (CONFIG_MAX_BYTES plus the envelope) is not read: the layer is unavailable for it. */
+  maxBytes?: number
+  /** A reply with more values than this, or nested deeper than MAX_DEPTH, is not parsed. */
+  maxNodes?: number
 }
 
 export interface PhpStore extends Layer {
@@ -23,6 +36,28 @@ export interface PhpStore extends Layer {
 class PhpReplyError extends Error {}
 
 const HEALTH_KEY = 'config_store_health_probe'
+/** Room for `{"success":true,"config":…}` around a document of CONFIG_MAX_BYTES. */
+const ENVELOPE_BYTES = 1024
+
+/** The reply body as text, read no further than `max` bytes. */
+async function readCapped(body: Dispatcher.ResponseData['body'], declared: unknown, max: number): Promise<string> {
+  const tooLarge = () => new PhpReplyError(`PHP API reply is larger than ${max} bytes (CONFIG_MAX_BYTES); not read`)
+  if (Number(declared) > max) {
+    body.destroy()
+    throw tooLarge()
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > max) {
+      body.destroy()
+      throw tooLarge()
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks, size).toString('utf8')
+}
 
 export function createPhpStore(options: PhpStoreOptions): PhpStore {
   const base = new URL(`${options.baseUrl.replace(/\/+$/, '')}/config_api.php`)
@@ -34,6 +69,8 @@ export function createPhpStore(options: PhpStoreOptions): PhpStore {
     keepAliveTimeout: 10_000,
   })
   const headers = { authorization: `Bearer ${options.token}`, accept: 'application/json' }
+  const maxReply = (options.maxBytes ?? 1_048_576) + ENVELOPE_BYTES
+  const maxNodes = options.maxNodes ?? textReaderDefaults.maxNodes
   const threshold = options.circuitThreshold ?? 3
   const resetMs = options.circuitResetMs ?? 5000
   let failures = 0
@@ -73,7 +110,9 @@ export function createPhpStore(options: PhpStoreOptions): PhpStore {
         ...(body === undefined ? {} : { body }),
         signal: AbortSignal.timeout(options.timeoutMs),
       })
-      const text = await res.body.text()
+      const text = await readCapped(res.body, res.headers['content-length'], maxReply)
+      const tooDeep = jsonLimitError(text, maxNodes, 1)
+      if (tooDeep !== undefined) throw new PhpReplyError(`PHP API reply ${tooDeep}`)
       let reply: unknown
       try {
         reply = JSON.parse(text)

@@ -3,11 +3,22 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
-import { type ConfigDocument, isValidKey, type Layer, type ReadResult, TextReader, timed } from './types.js'
+import {
+  type ConfigDocument,
+  isValidKey,
+  type Layer,
+  type ReadResult,
+  TextReader,
+  type TextReaderOptions,
+  textReaderDefaults,
+  timed,
+} from './types.js'
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends Partial<TextReaderOptions> {
   redis: Redis
   prefix: string
+  /** Why the connection is down, when it is (NOAUTH, a TLS handshake), for health. */
+  connectionError?: () => string | undefined
 }
 
 export interface RedisStore extends Layer {
@@ -30,9 +41,9 @@ return 1`
 const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
-export function createRedisStore({ redis, prefix }: RedisStoreOptions): RedisStore {
+export function createRedisStore({ redis, prefix, connectionError, ...limits }: RedisStoreOptions): RedisStore {
   const unavailable = (err: unknown) => new LayerUnavailableError('redis', reasonOf(err), err)
-  const reader = new TextReader()
+  const reader = new TextReader({ ...textReaderDefaults, ...limits })
 
   return {
     name: 'redis',
@@ -48,7 +59,8 @@ export function createRedisStore({ redis, prefix }: RedisStoreOptions): RedisSto
         return { state: 'unavailable', reason: reasonOf(err) }
       }
       if (json === null) return { state: 'absent' }
-      return reader.hit(key, json) ?? { state: 'unavailable', reason: `value at ${prefix}${key} is not a JSON object` }
+      const hit = reader.hit(key, json)
+      return typeof hit === 'string' ? { state: 'unavailable', reason: `value at ${prefix}${key} ${hit}` } : hit
     },
 
     async set(key: string, doc: ConfigDocument, json = JSON.stringify(doc)): Promise<void> {
@@ -111,6 +123,9 @@ export function createRedisStore({ redis, prefix }: RedisStoreOptions): RedisSto
     },
 
     async health() {
+      if (redis.status !== 'ready') {
+        return { ok: false, latencyMs: 0, error: connectionError?.() ?? `Redis connection is ${redis.status}` }
+      }
       try {
         const { ms } = await timed(() => redis.ping())
         return { ok: true, latencyMs: ms }

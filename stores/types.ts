@@ -1,5 +1,7 @@
 // The interface every layer implements (store.md "Layers"). The store above knows nothing of Redis, HTTP or files.
 import { type Static, Type } from 'typebox'
+import { ByteMap, bytesOf } from '../src/byte-map.js'
+import { jsonLimitError } from '../src/json-limits.js'
 
 export const LayerNameSchema = Type.Union([Type.Literal('redis'), Type.Literal('php'), Type.Literal('files')])
 export type LayerName = Static<typeof LayerNameSchema>
@@ -71,23 +73,40 @@ class TextHit implements Hit {
   }
 }
 
-const MEMO_MAX_KEYS = 10_000
+export interface TextReaderOptions {
+  /** Bytes of text the memo may hold (its share of CONFIG_CACHE_MAX_BYTES). */
+  maxBytes: number
+  /** A stored text with more values than this, or nested deeper than MAX_DEPTH, is refused unparsed. */
+  maxNodes: number
+}
 
 export class TextReader {
-  readonly #last = new Map<string, { text: string; json: string; updatedAt: string | null }>()
+  readonly #last: ByteMap<{ text: string; json: string; updatedAt: string | null }>
+  readonly #maxNodes: number
 
-  /** A hit for the JSON text stored at `key`, or undefined when the text is not a JSON object. The hit's `json` is
-   * the compact form, whatever the spacing of the stored text (a pretty-printed file, Python's `", "`). */
-  hit(key: string, text: string): Hit | undefined {
+  constructor({ maxBytes, maxNodes }: TextReaderOptions) {
+    this.#last = new ByteMap(maxBytes)
+    this.#maxNodes = maxNodes
+  }
+
+  /** A hit for the JSON text stored at `key`, or why it is not one (not a JSON object, or over the limits). The
+   * hit's `json` is the compact form, whatever the spacing of the stored text (a pretty-printed file, Python's
+   * `", "`). */
+  hit(key: string, text: string): Hit | string {
     const last = this.#last.get(key)
     if (last !== undefined && last.text === text) return new TextHit(last.json, last.updatedAt)
+    const tooBig = jsonLimitError(text, this.#maxNodes)
+    if (tooBig !== undefined) return tooBig
     const doc = parseDocument(text)
-    if (doc === undefined) return undefined
+    if (doc === undefined) return 'does not hold a JSON object'
     const json = JSON.stringify(doc)
     const updatedAt = updatedAtOf(doc)
-    if (this.#last.size >= MEMO_MAX_KEYS) this.#last.clear()
-    this.#last.set(key, { text, json, updatedAt })
+    this.#last.set(key, { text, json, updatedAt }, bytesOf(text) + (json === text ? 0 : bytesOf(json)) + 64)
     return new TextHit(json, updatedAt, doc)
+  }
+
+  forget(key: string): void {
+    this.#last.delete(key)
   }
 }
 
@@ -111,3 +130,6 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: nu
   const value = await fn()
   return { value, ms: Math.round((performance.now() - start) * 100) / 100 }
 }
+
+/** Limits for a layer built without them (tests, tools): the configuration's defaults. */
+export const textReaderDefaults: TextReaderOptions = { maxBytes: 16 * 1024 * 1024, maxNodes: 20_000 }

@@ -308,14 +308,15 @@ describe('verify', () => {
     )
   })
 
-  it('raw shows payloads; magic_link_tokens only to admins', async () => {
+  it('raw shows payloads; magic_link_tokens only to admins, and a reader is not even told about it', async () => {
     const t = await world()
-    const asReader = byKey<VerifyResult>(
-      (await t.verify({ keys: ['magic_link_tokens', 'webhook_config'], raw: true }, 'read')).json().results,
-    )
-    expect(asReader.webhook_config.payload).toMatchObject(WORLD.files.webhook_config)
-    expect(asReader.magic_link_tokens.payload).toBeUndefined()
-    expect(asReader.magic_link_tokens.payload_present).toBe(true)
+    const refused = await t.verify({ keys: ['magic_link_tokens', 'webhook_config'], raw: true }, 'read')
+    expect(refused.statusCode).toBe(403)
+    const reply = (await t.verify({ raw: true }, 'read')).json()
+    expect(reply.keys).not.toContain('magic_link_tokens')
+    expect(JSON.stringify(reply)).not.toContain('magic_link_tokens')
+    const asReader = byKey<VerifyResult>(reply.results)
+    expect(asReader.webhook_config?.payload).toMatchObject(WORLD.files.webhook_config)
     const asAdmin = byKey<VerifyResult>(
       (await t.verify({ keys: ['magic_link_tokens'], includeRawJson: true })).json().results,
     )
@@ -333,7 +334,7 @@ describe('verify', () => {
     ])
     expect((await t.verify()).json().keys).toEqual(ALL_KEYS.filter((k) => k !== 'webhook_time_window'))
     const noBody = await t.app.inject({ method: 'POST', url: '/api/verify_config_store', headers: bearer('read') })
-    expect(noBody.json().keys).toEqual(ALL_KEYS.filter((k) => k !== 'webhook_time_window'))
+    expect(noBody.json().keys).toEqual(ALL_KEYS.filter((k) => k !== 'webhook_time_window' && k !== 'magic_link_tokens'))
   })
 
   it('with Redis down: that layer is unavailable and the check still answers 200', async () => {

@@ -2,6 +2,7 @@
 // closed (Redis connections, PHP pool) when the app closes.
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
 import type { AppConfig } from '../config.js'
 import { openStore } from '../open-store.js'
 import type { ConfigStore } from '../store.js'
@@ -9,12 +10,15 @@ import type { ConfigStore } from '../store.js'
 declare module 'fastify' {
   interface FastifyInstance {
     store: ConfigStore
+    /** The Redis command connection, when Redis is configured. */
+    redis: Redis | undefined
   }
 }
 
 const storePlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { config }) => {
   const opened = await openStore(config, app.log)
   app.decorate('store', opened.store)
+  app.decorate('redis', opened.redis)
   app.addHook('onReady', () => opened.connected)
   app.addHook('onClose', () => opened.close())
 }

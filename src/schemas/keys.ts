@@ -1,5 +1,6 @@
 // The built-in config keys and their rules (keys.md). The TypeBox schema checks shapes; `check` adds the rules that
 // span fields; `normalize` gives the stored form. Writes, verify and migrate all use these.
+import isSafeRegex from 'safe-regex2'
 import { type TSchema, Type } from 'typebox'
 import type { ConfigDocument } from '../../stores/types.js'
 import type { ErrorDetail } from '../errors.js'
@@ -15,13 +16,22 @@ export interface KeySpec {
   secret?: boolean
 }
 
+// Every pattern here runs in time linear in its input (no two adjacent repetitions that can match the same text),
+// and every string has a bound: a body of CONFIG_MAX_BYTES must cost milliseconds to check, never seconds.
 const Bool = Type.Boolean()
 const Int = (minimum: number, maximum: number) => Type.Integer({ minimum, maximum })
-const StringList = Type.Array(Type.String())
-const Time = Type.String({ pattern: '^$|^([01][0-9]|2[0-3])[:h][0-5][0-9]$', description: 'HH:MM or HHhMM, or empty' })
-const IsoDate = Type.Union([Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}' }), Type.Null()])
-const HttpsUrl = Type.String({ pattern: '^https://', minLength: 10 })
-const Email = Type.String({ pattern: '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$' })
+const Text = (maxLength: number) => Type.String({ maxLength })
+const StringList = Type.Array(Text(1024))
+const Time = Type.String({
+  pattern: '^$|^([01][0-9]|2[0-3])[:h][0-5][0-9]$',
+  maxLength: 5,
+  description: 'HH:MM or HHhMM, or empty',
+})
+const IsoDate = Type.Union([Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}', maxLength: 64 }), Type.Null()])
+const HttpsUrl = Type.String({ pattern: '^https://', minLength: 10, maxLength: 2048 })
+// `local@domain` with a dot inside the domain. The domain is matched as one character, then no dots, then the first
+// dot: one way to match any text, where `[^@\s]+\.[^@\s]+` tries every dot and is quadratic on `a@....@`.
+const Email = Type.String({ pattern: '^[^@\\s]+@[^@\\s][^@\\s.]*\\.[^@\\s]+$', maxLength: 320 })
 const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'] as const
 
 export const PollingConfig = Type.Object({
@@ -36,7 +46,7 @@ export const PollingConfig = Type.Object({
 })
 
 export const WebhookConfig = Type.Object({
-  webhook_url: Type.Optional(Type.String()),
+  webhook_url: Type.Optional(Text(2048)),
   webhook_ssl_verify: Type.Optional(Bool),
   webhook_sending_enabled: Type.Optional(Bool),
   absence_pause_enabled: Type.Optional(Bool),
@@ -74,15 +84,15 @@ export const RuntimeFlags = Type.Object(
 const Condition = Type.Object({
   field: Type.Enum(['sender', 'subject', 'body']),
   operator: Type.Enum(['contains', 'equals', 'regex']),
-  value: Type.String(),
+  value: Text(1024),
   case_sensitive: Bool,
 })
 
 export const RoutingRules = Type.Object({
   rules: Type.Array(
     Type.Object({
-      id: Type.String({ minLength: 1 }),
-      name: Type.String(),
+      id: Type.String({ minLength: 1, maxLength: 128 }),
+      name: Text(256),
       conditions: Type.Array(Condition),
       actions: Type.Object({
         webhook_url: HttpsUrl,
@@ -118,7 +128,7 @@ function uniqueSorted<T>(values: T[], compare?: (a: T, b: T) => number): T[] {
   return [...new Set(values)].sort(compare)
 }
 
-export const BUILTIN_KEYS: Record<string, KeySpec> = {
+const SPECS: Record<string, KeySpec> = {
   polling_config: {
     schema: PollingConfig,
     check(doc, errors) {
@@ -171,11 +181,16 @@ export const BUILTIN_KEYS: Record<string, KeySpec> = {
         if (Array.isArray(conditions)) {
           conditions.forEach((c: { operator?: unknown; value?: unknown }, j) => {
             if (c?.operator !== 'regex' || typeof c.value !== 'string') return
+            const path = `/rules/${i}/conditions/${j}/value`
             try {
               new RegExp(c.value)
             } catch {
-              errors.push({ path: `/rules/${i}/conditions/${j}/value`, message: 'must be a valid regular expression' })
+              errors.push({ path, message: 'must be a valid regular expression' })
+              return
             }
+            // The legacy app runs these on every e-mail: the check Fastify's router uses (star height).
+            if (!isSafeRegex(c.value))
+              errors.push({ path, message: 'must not nest repetitions (catastrophic backtracking)' })
           })
         }
         const url = actions?.webhook_url
@@ -194,6 +209,9 @@ export const BUILTIN_KEYS: Record<string, KeySpec> = {
     check: (doc, errors) => bothOrNeither(doc, errors, 'start', 'end'),
   },
 }
+
+/** A Map, not an object: a key named `constructor` or `__proto__` must not find Object.prototype's members. */
+export const BUILTIN_KEYS: ReadonlyMap<string, KeySpec> = new Map(Object.entries(SPECS))
 
 function isHttpsUrl(value: string): boolean {
   if (value.length < 10) return false
