@@ -31,7 +31,7 @@ export function freePort(): Promise<number> {
 
 /** `persist`: an append-only file fsynced on every write, so a stop and start loses nothing acknowledged (tests);
  * off for the benchmark, which measures this service, not the disk. */
-export async function startRedisServer({ persist = true } = {}): Promise<RedisServer> {
+export async function startRedisServer({ persist = true, args: extra = [] as string[] } = {}): Promise<RedisServer> {
   if (spawnSync('redis-server', ['--version']).error) throw new Error(INSTALL_HINT)
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'config-store-redis-'))
@@ -40,7 +40,7 @@ export async function startRedisServer({ persist = true } = {}): Promise<RedisSe
   async function start(): Promise<void> {
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '']
     const aof = persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
-    child = spawn('redis-server', [...args, ...aof], { stdio: 'pipe' })
+    child = spawn('redis-server', [...args, ...aof, ...extra], { stdio: 'pipe' })
     const proc = child
     await new Promise<void>((resolve, reject) => {
       let out = ''

@@ -55,7 +55,7 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
     // A request must arrive whole within REQUEST_TIMEOUT_MS (408, connection closed), checked every second: a client
     // trickling a body, or holding a connection with half a request, is dropped rather than kept for ever.
     requestTimeout: config.REQUEST_TIMEOUT_MS,
-    http: { connectionsCheckingInterval: 1000 },
+    http: { requestTimeout: config.REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
     return503OnClosing: true,
     // Over-long keys must reach the key check (400 INVALID_KEY), not stop at the router (414).
     routerOptions: { maxParamLength: 1024 },

@@ -5,6 +5,9 @@
 
 /** Nesting deeper than this is refused. */
 export const MAX_DEPTH = 64
+/** Values a stored copy may hold beyond CONFIG_MAX_NODES: what the store and PHP add to a document they accepted
+ * (`_updated_at`, the reply's envelope), so that everything written can be read back. */
+export const STORED_SLACK = 64
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c

@@ -14,8 +14,26 @@ export const REDACT = [
   'config.JWT_SECRET',
 ]
 
+/** A request as its log lines show it: the path without its query string (a secret pasted into one is not logged). */
+function requestFields(req: {
+  method?: string
+  url?: string
+  host?: string
+  ip?: string
+  socket?: { remoteAddress?: string }
+}) {
+  const url = req.url ?? ''
+  const q = url.indexOf('?')
+  return {
+    method: req.method,
+    url: q === -1 ? url : url.slice(0, q),
+    host: req.host,
+    remoteAddress: req.ip ?? req.socket?.remoteAddress,
+  }
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  const options = { level, redact: { paths: REDACT, censor: '[redacted]' } }
+  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, serializers: { req: requestFields } }
   if (destination !== undefined) return pino(options, destination)
   if (process.stdout.isTTY) return pino({ ...options, transport: { target: 'pino-pretty' } })
   return pino(options)

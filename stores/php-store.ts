@@ -3,7 +3,7 @@
 // and a small circuit breaker so that a PHP host that is down costs a read nothing while it is known to be down.
 import { type Dispatcher, Pool } from 'undici'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
-import { jsonLimitError } from '../src/json-limits.js'
+import { jsonLimitError, STORED_SLACK } from '../src/json-limits.js'
 import {
   type ConfigDocument,
   hitFromDoc,
@@ -111,7 +111,7 @@ export function createPhpStore(options: PhpStoreOptions): PhpStore {
         signal: AbortSignal.timeout(options.timeoutMs),
       })
       const text = await readCapped(res.body, res.headers['content-length'], maxReply)
-      const tooDeep = jsonLimitError(text, maxNodes, 1)
+      const tooDeep = jsonLimitError(text, maxNodes + STORED_SLACK, 1)
       if (tooDeep !== undefined) throw new PhpReplyError(`PHP API reply ${tooDeep}`)
       let reply: unknown
       try {

@@ -1,7 +1,7 @@
 // The interface every layer implements (store.md "Layers"). The store above knows nothing of Redis, HTTP or files.
 import { type Static, Type } from 'typebox'
 import { ByteMap, bytesOf } from '../src/byte-map.js'
-import { jsonLimitError } from '../src/json-limits.js'
+import { jsonLimitError, STORED_SLACK } from '../src/json-limits.js'
 
 export const LayerNameSchema = Type.Union([Type.Literal('redis'), Type.Literal('php'), Type.Literal('files')])
 export type LayerName = Static<typeof LayerNameSchema>
@@ -95,7 +95,7 @@ export class TextReader {
   hit(key: string, text: string): Hit | string {
     const last = this.#last.get(key)
     if (last !== undefined && last.text === text) return new TextHit(last.json, last.updatedAt)
-    const tooBig = jsonLimitError(text, this.#maxNodes)
+    const tooBig = jsonLimitError(text, this.#maxNodes + STORED_SLACK)
     if (tooBig !== undefined) return tooBig
     const doc = parseDocument(text)
     if (doc === undefined) return 'does not hold a JSON object'
