@@ -2,12 +2,24 @@
 // on every route, the legacy one included, against a listening app on real Redis and real files. While Redis is up no
 // answer may be a 5xx, and nothing may be stored that a 2xx answer did not acknowledge.
 import { connect } from 'node:net'
-import { describe, expect, it } from 'vitest'
-import { buildTestApp, closedAfterEach, redisClientForFile, TOKENS } from './helpers/app.js'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, startRedisServer } from '../scripts/redis-server.js'
+import { buildTestApp, closedAfterEach, TOKENS } from './helpers/app.js'
 import { hs256 } from './helpers/jwt.js'
 
 const apps = closedAfterEach()
-const redis = redisClientForFile()
+// A Redis of its own: thousands of requests at once must not slow the suite's shared one for other test files.
+let server: RedisServer
+let redis: Redis
+beforeAll(async () => {
+  server = await startRedisServer({ persist: false })
+  redis = new Redis(server.url)
+})
+afterAll(async () => {
+  redis.disconnect()
+  await server.stop()
+})
 const REQUESTS = 3000
 const PARALLEL = 8
 
@@ -152,7 +164,7 @@ describe('fuzz', () => {
   it(`${REQUESTS} seeded hostile requests: no 5xx, nothing stored that no 2xx acknowledged`, {
     timeout: 120_000,
   }, async () => {
-    const t = await buildTestApp({ AUTH_FAILURES_MAX: '1000000', REQUEST_TIMEOUT_MS: '1000' })
+    const t = await buildTestApp({ REDIS_URL: server.url, AUTH_FAILURES_MAX: '1000000', REQUEST_TIMEOUT_MS: '1000' })
     apps.push(t.app)
     await t.app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = t.app.server.address() as { port: number }
