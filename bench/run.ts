@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { freePort, type RedisServer, startRedisServer } from '../scripts/redis-server.js'
+import { measureAdversarial, renderAdversarial } from './adversarial.js'
 
 const QUICK = process.argv.includes('--quick')
 const ROUNDS = 3
@@ -160,7 +161,38 @@ async function startToReady(redisUrl: string, dir: string): Promise<number> {
   return median(times)
 }
 
+const CACHE_MAX_BYTES = 64 * 1024 * 1024
+
+/** A fresh instance (its own prefix and directory) for the hostile bodies and the 200 × 1 MB writes. */
+async function adversarialSection(redisUrl: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'config-store-bench-adversarial-'))
+  const env = serviceEnv(redisUrl, dir, {
+    CONFIG_STORE_REDIS_PREFIX: 'bench-adversarial:',
+    CONFIG_CACHE_MAX_BYTES: String(CACHE_MAX_BYTES),
+  })
+  const target = await startProcess('adversarial', SERVICE, env, '/health')
+  try {
+    const r = await measureAdversarial(
+      { base: target.base, pid: target.child.pid as number, headers: AUTH },
+      CACHE_MAX_BYTES,
+    )
+    return renderAdversarial(r)
+  } finally {
+    await target.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--adversarial')) {
+    const redis = await startRedisServer({ persist: false })
+    try {
+      process.stdout.write(await adversarialSection(redis.url))
+    } finally {
+      await redis.stop()
+    }
+    return
+  }
   const started = Date.now()
   const dir = mkdtempSync(join(tmpdir(), 'config-store-bench-'))
   const servers: Server[] = []
@@ -268,8 +300,9 @@ async function main(): Promise<void> {
     }
     client.disconnect()
 
+    const adversarial = await adversarialSection(redisMain.url)
     const ready = await startToReady(redisMain.url, dir)
-    const report = render(m, growth, ready, (Date.now() - started) / 1000)
+    const report = `${render(m, growth, ready, (Date.now() - started) / 1000)}\n${adversarial}`
     process.stdout.write(report)
     writeFileSync(join(ROOT, 'BENCHMARKS.md'), report)
   } finally {

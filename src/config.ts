@@ -38,7 +38,7 @@ export const EnvSchema = Type.Object({
   CONFIG_MAX_BYTES: Type.Integer({ minimum: 1, default: 1_048_576 }),
   CONFIG_MAX_NODES: Type.Integer({
     minimum: 1,
-    default: 20_000,
+    default: 16_000,
     description: 'most values (array items and object members) in one document',
   }),
   CONFIG_MAX_KEYS: Type.Integer({

@@ -132,4 +132,4 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: nu
 }
 
 /** Limits for a layer built without them (tests, tools): the configuration's defaults. */
-export const textReaderDefaults: TextReaderOptions = { maxBytes: 16 * 1024 * 1024, maxNodes: 20_000 }
+export const textReaderDefaults: TextReaderOptions = { maxBytes: 16 * 1024 * 1024, maxNodes: 16_000 }
