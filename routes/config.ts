@@ -22,10 +22,11 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Answers are built from the document's JSON text as stored, never parsed and serialised again; a cached read's
   // body is built once per value, and its timestamped form once per millisecond. A JSON string sent with a JSON
   // content type goes out as it is, without the serializer (ConfigReply documents the shape).
-  const bodyOf = (key: string, json: string, source: string, updatedAt: string | null) =>
-    `{"status":"success","key":"${key}","data":${json},"meta":{"source":"${source}","updated_at":${JSON.stringify(updatedAt)}}`
+  const bodyOf = (key: string, json: string, source: string, updatedAt: string | null, stale = false) =>
+    `{"status":"success","key":"${key}","data":${json},"meta":{"source":"${source}","updated_at":${JSON.stringify(updatedAt)}${stale ? ',"stale":true' : ''}}`
 
-  function send(reply: FastifyReply, source: string, text: string): void {
+  function send(reply: FastifyReply, source: string, text: string, stale = false): void {
+    if (stale) reply.header('x-config-stale', '1')
     reply
       .header('x-config-source', source)
       .type('application/json; charset=utf-8')
@@ -35,11 +36,11 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
   function sendResolved(reply: FastifyReply, r: Resolved): void {
     const ms = Date.now()
     if (r.sentAt !== ms || r.response === undefined) {
-      r.body ??= bodyOf(r.key, r.json, r.source, r.updatedAt)
+      r.body ??= bodyOf(r.key, r.json, r.source, r.updatedAt, r.stale)
       r.response = `${r.body},"timestamp":"${new Date(ms).toISOString()}"}`
       r.sentAt = ms
     }
-    send(reply, r.source, r.response)
+    send(reply, r.source, r.response, r.stale)
   }
 
   const sendWritten = (reply: FastifyReply, w: Written) =>

@@ -43,7 +43,9 @@ const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       request.authorizeKey(key, 'config:read')
       let json = '{}' // PHP's answer for a key never written
       try {
-        json = (store.cache.get(key) ?? (await store.read(key))).json
+        const r = store.cache.get(key) ?? (await store.read(key))
+        json = r.json
+        if (r.stale) reply.header('x-config-stale', '1')
       } catch (err) {
         if (!(err instanceof AppError && err.code === 'CONFIG_NOT_FOUND')) throw err
       }

@@ -10,6 +10,8 @@ export interface Resolved {
   json: string
   source: LayerName
   updatedAt: string | null
+  /** Served from the last-known-good copy of a layer that could not be reached. */
+  stale?: true
   /** The GET response without its timestamp, built once per value by the route. */
   body?: string
   /** The whole GET response, and the millisecond its timestamp names. */
@@ -55,11 +57,13 @@ export class ConfigCache {
     return entry.value
   }
 
-  /** Stores a value read while `epoch` was current; dropped when anything was invalidated since. */
-  set(value: Resolved, epoch: number): void {
+  /** Stores a value read while `epoch` was current; dropped when anything was invalidated since. `ttlMs` shortens
+   * the TTL (a fallback answer is kept briefly, so the next read tries the higher layer again). */
+  set(value: Resolved, epoch: number, ttlMs = this.ttlMs): void {
     if (!this.#active || epoch !== this.epoch) return
     // The JSON text, plus the two response strings the route derives from it.
-    this.#entries.set(value.key, { value, expires: Date.now() + this.ttlMs }, bytesOf(value.json) * 3 + 256)
+    const expires = Date.now() + Math.min(ttlMs, this.ttlMs)
+    this.#entries.set(value.key, { value, expires }, bytesOf(value.json) * 3 + 256)
   }
 
   invalidate(key: string): void {

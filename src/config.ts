@@ -3,7 +3,7 @@
 // environment wins over it.
 import { existsSync, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import { type Static, Type } from 'typebox'
 import { Compile } from 'typebox/compile'
@@ -33,6 +33,9 @@ export const EnvSchema = Type.Object({
   CONFIG_API_TOKEN: Type.Optional(Text),
   CONFIG_FILES_DIR: Type.String({ default: './data', minLength: 1 }),
   MAGIC_LINK_TOKENS_FILE: Type.Optional(Text),
+  CONFIG_LKG_DIR: Type.Optional(
+    Type.String({ minLength: 1, description: 'the last-known-good snapshot (default: CONFIG_FILES_DIR/.lkg)' }),
+  ),
   CONFIG_CACHE_TTL_MS: Ms(60_000, 'cache TTL; 0 turns the cache off'),
   CONFIG_CACHE_MAX_BYTES: Type.Integer({ minimum: 0, default: 64 * 1024 * 1024 }),
   CONFIG_MAX_BYTES: Type.Integer({ minimum: 1, default: 1_048_576 }),
@@ -140,7 +143,8 @@ export function loadConfig(raw: Record<string, string | undefined>) {
   const jwtKey = e.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n')
   const jwtMaxAgeSec = e.JWT_MAX_AGE === undefined ? undefined : durationSeconds(e.JWT_MAX_AGE)
   if (e.JWT_SECRET && jwtKey) throw new ConfigError('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both')
-  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec }
+  const lkgDir = e.CONFIG_LKG_DIR ?? join(e.CONFIG_FILES_DIR, '.lkg')
+  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir }
 }
 
 export type AppConfig = ReturnType<typeof loadConfig>

@@ -16,6 +16,7 @@ export const ErrorCodes = {
   TOO_MANY_REQUESTS: 429,
   INTERNAL_ERROR: 500,
   STORE_UNAVAILABLE: 503,
+  WRITE_OUTCOME_UNKNOWN: 503,
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes
@@ -39,13 +40,19 @@ export class AppError extends Error {
   }
 }
 
+/** What a failed write did: `not_written` when the layer is known not to have applied it (it was never sent, or
+ * the layer answered with an error), `unknown` when it may have (a timeout, a connection lost in flight). */
+export type WriteOutcome = 'not_written' | 'unknown'
+
 /** Thrown by a store layer that could not answer; the message names the layer and says what failed. */
 export class LayerUnavailableError extends AppError {
   readonly layer: string
-  constructor(layer: string, reason: string, cause?: unknown) {
+  readonly outcome: WriteOutcome
+  constructor(layer: string, reason: string, cause?: unknown, outcome: WriteOutcome = 'not_written') {
     super('STORE_UNAVAILABLE', `${layer} layer unavailable: ${reason}`, { cause })
     this.name = 'LayerUnavailableError'
     this.layer = layer
+    this.outcome = outcome
   }
 }
 

@@ -24,8 +24,10 @@ export function startInvalidation(opts: {
   prefix: string
   cache: ConfigCache
   log: Logger
+  /** Called for each key another writer changed (null: all of them, after FLUSHDB), once the cache dropped it. */
+  onChange?: (key: string | null) => void
 }): Invalidation {
-  const { redis, subscriber, prefix, cache, log } = opts
+  const { redis, subscriber, prefix, cache, log, onChange } = opts
   const channel = `${prefix}:invalidate`
   let setup: Promise<void> = Promise.resolve()
   let subscriberId: number | undefined
@@ -34,12 +36,16 @@ export function startInvalidation(opts: {
 
   subscriber.on('messageBuffer', (from: Buffer, message: Buffer | Buffer[] | null) => {
     const name = from.toString()
-    if (name === channel) {
-      cache.invalidate(String(message))
-    } else if (name === TRACKING_CHANNEL) {
+    const changed = (key: string | null) => {
+      if (key === null) cache.clear()
+      else cache.invalidate(key)
+      onChange?.(key)
+    }
+    if (name === channel) changed(String(message))
+    else if (name === TRACKING_CHANNEL) {
       if (message === null)
-        cache.clear() // FLUSHDB / FLUSHALL
-      else for (const full of [message].flat()) cache.invalidate(full.toString().slice(prefix.length))
+        changed(null) // FLUSHDB / FLUSHALL
+      else for (const full of [message].flat()) changed(full.toString().slice(prefix.length))
     }
   })
 

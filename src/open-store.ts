@@ -11,6 +11,7 @@ import { ConfigCache } from './cache.js'
 import type { AppConfig } from './config.js'
 import { reasonOf } from './errors.js'
 import { type Invalidation, startInvalidation } from './invalidation.js'
+import { LastKnownGood } from './last-known-good.js'
 import { type ConfigStore, createConfigStore } from './store.js'
 import { createValidator } from './validation.js'
 
@@ -84,6 +85,8 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
   const memory = config.CONFIG_CACHE_MAX_BYTES
   const limits = (share: number) => ({ maxBytes: memory * share, maxNodes: config.CONFIG_MAX_NODES })
   const cache = new ConfigCache({ ttlMs: config.CONFIG_CACHE_TTL_MS, maxBytes: memory / 2 })
+  const lkg = new LastKnownGood(config.lkgDir, log)
+  const loaded = lkg.load()
   const layers: Layer[] = []
   const clients: Redis[] = []
   let php: PhpStore | undefined
@@ -108,7 +111,16 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
       // RESP2 for the subscriber: ioredis passes on tracking invalidations only as pub/sub messages.
       const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 }).redis
       clients.push(subscriber)
-      invalidation = startInvalidation({ redis, subscriber, prefix: config.CONFIG_STORE_REDIS_PREFIX, cache, log })
+      invalidation = startInvalidation({
+        redis,
+        subscriber,
+        prefix: config.CONFIG_STORE_REDIS_PREFIX,
+        cache,
+        log,
+        onChange: (key) => {
+          for (const k of key === null ? lkg.keys() : [key]) void store.refresh(k)
+        },
+      })
     } else if (name === 'php') {
       // Loaded only when configured: the HTTP client is a large part of start-up time.
       const { createPhpStore } = await import('../stores/php-store.js')
@@ -135,7 +147,15 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
       layers.push(files)
     }
   }
-  const store = createConfigStore({ layers, validator, cache, log, invalidation, maxKeys: config.CONFIG_MAX_KEYS })
+  const store = createConfigStore({
+    layers,
+    validator,
+    cache,
+    log,
+    invalidation,
+    maxKeys: config.CONFIG_MAX_KEYS,
+    lkg,
+  })
   const connected = Promise.all(
     clients.map(
       (c) =>
@@ -145,13 +165,16 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
           c.once('error', () => resolve())
         }),
     ),
-  ).then(() => invalidation?.settled())
+  )
+    .then(() => invalidation?.settled())
+    .then(() => loaded)
   return {
     store,
     redis,
     connected,
     async close() {
       files?.close()
+      await lkg.flushed()
       // QUIT lets replies in flight arrive; a client that is not connected would wait for a reconnect that may never
       // come (and hold the shutdown until its deadline), so it is just disconnected.
       const quit = (c: Redis) =>

@@ -8,10 +8,13 @@ import {
   type Layer,
   type LayerHealth,
   type LayerName,
+  type ReadResult,
 } from '../stores/types.js'
 import type { ConfigCache, Resolved } from './cache.js'
-import { AppError, reasonOf } from './errors.js'
+import { canonicalJson, compareStampTexts } from './canonical.js'
+import { AppError, LayerUnavailableError, reasonOf, type WriteOutcome } from './errors.js'
 import type { Invalidation } from './invalidation.js'
+import type { LastKnownGood } from './last-known-good.js'
 import { type DocumentValidator, type SchemaKind, validOrThrow } from './validation.js'
 
 export interface StoreOptions {
@@ -22,6 +25,8 @@ export interface StoreOptions {
   invalidation?: Invalidation | undefined
   /** A write that would make more keys than this is refused (CONFIG_MAX_KEYS). */
   maxKeys?: number
+  /** The newest copy seen of each layer, served while that layer is unreachable. */
+  lkg?: LastKnownGood | undefined
 }
 
 export interface Written {
@@ -51,8 +56,18 @@ const WARN_EVERY_MS = 10_000
 const PROBE_EVERY_MS = 1000
 /** How long a count of the keys, taken for the CONFIG_MAX_KEYS quota, is trusted. */
 const KEY_COUNT_MS = 1000
+/** A fallback or last-known-good answer is cached this long at most: the next reads try the higher layer again. */
+export const FALLBACK_TTL_MS = 1000
 
-export function createConfigStore({ layers, validator, cache, log, invalidation, maxKeys = 10_000 }: StoreOptions) {
+export function createConfigStore({
+  layers,
+  validator,
+  cache,
+  log,
+  invalidation,
+  maxKeys = 10_000,
+  lkg,
+}: StoreOptions) {
   if (layers[0] === undefined) throw new Error('no store layer is configured')
   const primary: Layer = layers[0]
   const byName = new Map(layers.map((l) => [l.name, l]))
@@ -85,8 +100,32 @@ export function createConfigStore({ layers, validator, cache, log, invalidation,
     return found
   }
 
-  /** The effective value: the first layer that holds the key, in the configured order. A legacy file name of a key
-   * (`magic_links`) reads that key. */
+  /** One layer's answer, remembered as that layer's last-known-good copy (or its absence). */
+  async function getFrom(l: Layer, key: string): Promise<ReadResult> {
+    const r = await l.get(key)
+    if (lkg !== undefined) {
+      if (r.state === 'hit' && !(r.reused && lkg.knows(l.name, key))) lkg.see(l.name, key, r)
+      else if (r.state === 'absent') lkg.forget(l.name, key)
+    }
+    return r
+  }
+
+  /** The newest of `live` (a lower layer's answer) and the last-known-good copies of the layers above it that could
+   * not be reached, by `_updated_at`; a tie goes to the live answer. */
+  async function newest(key: string, live: Resolved | undefined, down: LayerName[]): Promise<Resolved | undefined> {
+    let best = live
+    for (const name of lkg === undefined ? [] : down) {
+      const copy = await lkg?.get(name, key)
+      if (copy === undefined) continue
+      if (best === undefined || compareStampTexts(copy.updatedAt, best.updatedAt) > 0)
+        best = { key, json: copy.json, source: name, updatedAt: copy.updatedAt, stale: true }
+    }
+    return best
+  }
+
+  /** The effective value: the first layer that holds the key, in the configured order — unless a layer above it
+   * could not be reached and its last-known-good copy is newer. A legacy file name of a key (`magic_links`) reads
+   * that key. */
   async function read(name: string): Promise<Resolved> {
     const cached = cache.get(name)
     if (cached !== undefined) return cached
@@ -95,12 +134,22 @@ export function createConfigStore({ layers, validator, cache, log, invalidation,
     const epoch = cache.epoch
     const down: LayerName[] = []
     for (const l of layers) {
-      const r = await l.get(key)
+      const r = await getFrom(l, key)
       if (r.state === 'hit') {
-        if (down.length > 0)
-          warn(`fallback:${l.name}:${key}`, { layer: l.name, key, down }, `served ${key} from ${l.name} (fallback)`)
-        const resolved: Resolved = { key, json: r.json, source: l.name, updatedAt: r.updatedAt }
-        cache.set(resolved, epoch)
+        const live: Resolved = { key, json: r.json, source: l.name, updatedAt: r.updatedAt }
+        if (down.length === 0) {
+          cache.set(live, epoch)
+          return live
+        }
+        const resolved = (await newest(key, live, down)) as Resolved
+        warn(
+          `fallback:${resolved.source}:${key}`,
+          { layer: resolved.source, key, down, stale: resolved.stale === true },
+          resolved.stale
+            ? `served ${key} from the last-known-good copy of ${resolved.source}`
+            : `served ${key} from ${l.name} (fallback)`,
+        )
+        cache.set(resolved, epoch, FALLBACK_TTL_MS)
         return resolved
       }
       if (r.state === 'unavailable') {
@@ -109,6 +158,16 @@ export function createConfigStore({ layers, validator, cache, log, invalidation,
       }
     }
     if (down.length > 0) {
+      const stale = await newest(key, undefined, down)
+      if (stale !== undefined) {
+        warn(
+          `stale:${stale.source}:${key}`,
+          { layer: stale.source, key, down },
+          `served ${key} from the last-known-good copy of ${stale.source}`,
+        )
+        cache.set(stale, epoch, FALLBACK_TTL_MS)
+        return stale
+      }
       throw new AppError(
         'STORE_UNAVAILABLE',
         `${key} was not found in the layers that answered, and ${down.join(', ')} could not be reached`,
@@ -117,11 +176,18 @@ export function createConfigStore({ layers, validator, cache, log, invalidation,
     throw new AppError('CONFIG_NOT_FOUND', `no layer holds ${key}`)
   }
 
+  /** After a change notice (another instance, the legacy app, redis-cli): the copies this instance remembers of
+   * `key` are read again, so that its last-known-good is never older than what was announced. */
+  async function refresh(key: string): Promise<void> {
+    if (lkg === undefined || !lkg.has(key)) return
+    await Promise.all(layers.filter((l) => lkg.knows(l.name, key)).map((l) => getFrom(l, key).catch(() => undefined)))
+  }
+
   /** One layer only, never the fallback chain. */
   async function readFrom(name: LayerName, requested: string): Promise<Resolved> {
     checkKey(requested)
     const key = validator.aliasOf(requested) ?? requested
-    const r = await layer(name).get(key)
+    const r = await getFrom(layer(name), key)
     if (r.state === 'hit') return { key, json: r.json, source: name, updatedAt: r.updatedAt }
     if (r.state === 'absent') throw new AppError('CONFIG_NOT_FOUND', `the ${name} layer does not hold ${key}`)
     noteUnavailable(name, key, r.reason)
@@ -184,22 +250,62 @@ export function createConfigStore({ layers, validator, cache, log, invalidation,
   async function commit(key: string, doc: ConfigDocument): Promise<Written> {
     await checkRoom(key)
     const json = JSON.stringify(doc)
+    let written: Written = { key, doc, json, source: primary.name, updatedAt: doc._updated_at as string }
     try {
       await primary.set(key, doc, json)
     } catch (err) {
-      log.warn({ layer: primary.name, key, reason: reasonOf(err) }, `write of ${key} refused: primary down`)
-      throw new AppError(
-        'STORE_UNAVAILABLE',
-        `the primary layer (${primary.name}) could not be reached; nothing was written`,
-        { cause: err },
-      )
-    } finally {
       // Even a failed write may have landed (a timeout after the server applied it): never trust the old value.
       cache.invalidate(key)
+      const outcome = err instanceof LayerUnavailableError ? err.outcome : 'unknown'
+      const landed = outcome === 'unknown' ? await readBack(key, doc, json) : undefined
+      if (landed === undefined) throw refusedWrite(key, outcome, err)
+      log.info(
+        { layer: primary.name, key, reason: reasonOf(err) },
+        `write of ${key} failed, but reading back shows it landed`,
+      )
+      written = landed
     }
+    cache.invalidate(key)
+    // PHP stamps its own `_updated_at` (whole seconds): answer what the next read serves, not our stamp.
+    if (primary.name === 'php') written = (await readBack(key, doc, json)) ?? written
+    lkg?.see(primary.name, key, written)
     // A Redis write reaches other instances through tracking; anything else is announced.
     if (primary.name !== 'redis') await invalidation?.announce(key)
-    return { key, doc, json, source: primary.name, updatedAt: doc._updated_at as string }
+    return written
+  }
+
+  /** What the primary holds for `key` when it is the write of `doc` (its own stamp, or PHP's), else undefined. */
+  async function readBack(key: string, doc: ConfigDocument, json: string): Promise<Written | undefined> {
+    const r = await primary.get(key).catch(() => ({ state: 'unavailable' }) as const)
+    if (r.state !== 'hit') return undefined
+    const same = primary.name === 'php' ? canonicalJson(r.doc) === canonicalJson(doc) : r.json === json
+    if (!same) return undefined
+    return {
+      key,
+      doc: r.doc,
+      json: r.json,
+      source: primary.name,
+      updatedAt: r.updatedAt ?? (doc._updated_at as string),
+    }
+  }
+
+  function refusedWrite(key: string, outcome: WriteOutcome, err: unknown): AppError {
+    if (outcome === 'unknown') {
+      log.warn({ layer: primary.name, key, reason: reasonOf(err) }, `write of ${key}: outcome unknown`)
+      return new AppError(
+        'WRITE_OUTCOME_UNKNOWN',
+        `the primary layer (${primary.name}) did not confirm the write of ${key}, and reading it back could not tell whether it landed; read ${key} before retrying`,
+        { cause: err },
+      )
+    }
+    log.warn({ layer: primary.name, key, reason: reasonOf(err) }, `write of ${key} refused: primary down`)
+    return new AppError(
+      'STORE_UNAVAILABLE',
+      `the primary layer (${primary.name}) could not be reached; nothing was written`,
+      {
+        cause: err,
+      },
+    )
   }
 
   /** JSON Merge Patch (RFC 7396) on the effective document, then written like a POST. */
@@ -220,11 +326,17 @@ export function createConfigStore({ layers, validator, cache, log, invalidation,
         try {
           done[l.name] = await l.delete(key)
         } catch (err) {
-          noteUnavailable(l.name, key, reasonOf(err))
-          down.push(l.name)
+          // A delete that timed out may have been applied: if the layer now answers absent, it was.
+          const unknown = err instanceof LayerUnavailableError && err.outcome === 'unknown'
+          if (unknown && (await l.get(key).catch(() => undefined))?.state === 'absent') done[l.name] = 'deleted'
+          else {
+            noteUnavailable(l.name, key, reasonOf(err))
+            down.push(l.name)
+          }
         }
       }),
     )
+    for (const l of layers) if (done[l.name] !== undefined) lkg?.forget(l.name, key)
     cache.invalidate(key)
     await invalidation?.announce(key)
     if (down.length > 0) {
@@ -282,6 +394,8 @@ export function createConfigStore({ layers, validator, cache, log, invalidation,
   return {
     layers,
     primary,
+    refresh,
+    lkg,
     validator,
     cache,
     layer,

@@ -97,6 +97,7 @@ class WatchedTexts {
 
   #changed(name: string | Buffer | null): void {
     const file = name === null ? '' : String(name)
+    if (file.startsWith('.')) return // temp files, and the service's own folders (.lkg)
     if (file.endsWith('.json')) this.forget(file)
     else if (!file.endsWith('.tmp')) this.stop()
   }
@@ -152,7 +153,7 @@ export function createFileStore({ dir, magicLinkTokensFile, ...limits }: FileSto
     return magicLinkTokensFile ? [resolve(magicLinkTokensFile), ...aliases] : aliases
   }
 
-  async function writeAtomic(path: string, text: string): Promise<void> {
+  async function writeAtomic(path: string, text: string, progress = { renamed: false }): Promise<void> {
     // Credentials live here (magic_link_tokens): the directory is created 0700 and every file written 0600.
     await mkdir(dirname(path), { recursive: true, mode: 0o700 })
     const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
@@ -165,6 +166,7 @@ export function createFileStore({ dir, magicLinkTokensFile, ...limits }: FileSto
         await file.close()
       }
       await rename(tmp, path)
+      progress.renamed = true
     } catch (err) {
       await rm(tmp, { force: true })
       throw err
@@ -199,10 +201,12 @@ export function createFileStore({ dir, magicLinkTokensFile, ...limits }: FileSto
 
     async set(key: string, doc: ConfigDocument): Promise<void> {
       const target = pathsOf(key)[0] as string
+      const progress = { renamed: false }
       try {
-        await writeAtomic(target, `${JSON.stringify(doc, null, 2)}\n`)
+        await writeAtomic(target, `${JSON.stringify(doc, null, 2)}\n`, progress)
       } catch (err) {
-        throw unavailable(err)
+        // Failing after the rename (the directory's fsync), the new file is in place but perhaps not durable.
+        throw new LayerUnavailableError('files', reasonOf(err), err, progress.renamed ? 'unknown' : 'not_written')
       } finally {
         texts.forget(basename(target)) // now, not when the watch event arrives: the next read must see this write
       }

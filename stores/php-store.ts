@@ -35,6 +35,9 @@ export interface PhpStore extends Layer {
 
 class PhpReplyError extends Error {}
 
+/** Transport failures before the request can have reached PHP: nothing was written. */
+const NOT_SENT = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|UND_ERR_CONNECT_TIMEOUT|circuit open/
+
 const HEALTH_KEY = 'config_store_health_probe'
 /** Room for `{"success":true,"config":…}` around a document of CONFIG_MAX_BYTES. */
 const ENVELOPE_BYTES = 1024
@@ -153,7 +156,12 @@ export function createPhpStore(options: PhpStoreOptions): PhpStore {
     try {
       await call('POST', base.pathname, `{"key":${JSON.stringify(key)},"config":${json}}`)
     } catch (err) {
-      throw new LayerUnavailableError('php', reasonOf(err), err)
+      // PHP answered (an error status or body), or the request never left: not written. A timeout or a connection
+      // lost after sending: PHP may have written it.
+      const cause = (err as Error).cause
+      const answered = !(cause instanceof Error) || cause instanceof PhpReplyError
+      const outcome = answered || NOT_SENT.test(reasonOf(err)) ? 'not_written' : 'unknown'
+      throw new LayerUnavailableError('php', reasonOf(err), err, outcome)
     }
   }
 

@@ -43,6 +43,15 @@ return 0`
 
 export function createRedisStore({ redis, prefix, connectionError, ...limits }: RedisStoreOptions): RedisStore {
   const unavailable = (err: unknown) => new LayerUnavailableError('redis', reasonOf(err), err)
+  /** A command that failed after it was sent, without Redis answering (a timeout, a connection lost), may still have
+   * been applied; one refused before sending, or answered with an error, was not. */
+  const failedWrite = (err: unknown, sent: boolean) =>
+    new LayerUnavailableError(
+      'redis',
+      reasonOf(err),
+      err,
+      sent && (err as Error).name !== 'ReplyError' ? 'unknown' : 'not_written',
+    )
   const reader = new TextReader({ ...textReaderDefaults, ...limits })
 
   return {
@@ -64,18 +73,20 @@ export function createRedisStore({ redis, prefix, connectionError, ...limits }: 
     },
 
     async set(key: string, doc: ConfigDocument, json = JSON.stringify(doc)): Promise<void> {
+      const sent = redis.status === 'ready'
       try {
         await redis.set(prefix + key, json)
       } catch (err) {
-        throw unavailable(err)
+        throw failedWrite(err, sent)
       }
     },
 
     async delete(key: string) {
+      const sent = redis.status === 'ready'
       try {
         return (await redis.del(prefix + key)) > 0 ? 'deleted' : 'absent'
       } catch (err) {
-        throw unavailable(err)
+        throw failedWrite(err, sent)
       }
     },
 

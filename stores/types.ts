@@ -15,6 +15,10 @@ export interface Hit {
   readonly json: string
   readonly updatedAt: string | null
   readonly doc: ConfigDocument
+  /** The layer's text is the one it gave last time for this key (so nothing about it changed). */
+  readonly reused?: boolean
+  /** The text exactly as stored (Redis), for a compare-and-set against it. */
+  readonly raw?: string
 }
 
 /** A read never returns a bare `{}`: it is a hit, an answered absence, or a layer that could not answer. */
@@ -63,6 +67,8 @@ class TextHit implements Hit {
   constructor(
     readonly json: string,
     readonly updatedAt: string | null,
+    readonly raw: string,
+    readonly reused: boolean,
     doc?: ConfigDocument,
   ) {
     this.#doc = doc
@@ -94,7 +100,7 @@ export class TextReader {
    * `", "`). */
   hit(key: string, text: string): Hit | string {
     const last = this.#last.get(key)
-    if (last !== undefined && last.text === text) return new TextHit(last.json, last.updatedAt)
+    if (last !== undefined && last.text === text) return new TextHit(last.json, last.updatedAt, text, true)
     const tooBig = jsonLimitError(text, this.#maxNodes + STORED_SLACK)
     if (tooBig !== undefined) return tooBig
     const doc = parseDocument(text)
@@ -102,7 +108,7 @@ export class TextReader {
     const json = JSON.stringify(doc)
     const updatedAt = updatedAtOf(doc)
     this.#last.set(key, { text, json, updatedAt }, bytesOf(text) + (json === text ? 0 : bytesOf(json)) + 64)
-    return new TextHit(json, updatedAt, doc)
+    return new TextHit(json, updatedAt, text, false, doc)
   }
 
   forget(key: string): void {

@@ -48,7 +48,10 @@ describe('Redis stopped mid-test', () => {
     }
     expect(performance.now() - start).toBeLessThan(2000) // 20 reads; one Redis timeout alone would be 5000 ms
 
-    expect((await get('acked')).json()).toMatchObject({ data: { v: 'older file copy' }, meta: { source: 'files' } })
+    // Never back in time: the acknowledged Redis value, from this instance's last-known-good copy, marked stale.
+    const acked = await get('acked')
+    expect(acked.json()).toMatchObject({ data: { v: 'in redis' }, meta: { source: 'redis', stale: true } })
+    expect(acked.headers['x-config-stale']).toBe('1')
     expect((await get('nowhere')).statusCode).toBe(503) // absence cannot be proven while Redis is down
 
     const refused = await post('refused', { v: 1 })
@@ -93,7 +96,10 @@ describe('PHP API failing', () => {
   it('hanging: reads fall back after the short timeout, then skip PHP entirely; writes to it get 503', async () => {
     const t = await phpFirst()
     await t.app.inject({ method: 'POST', url: '/api/config/hang_key', headers: bearer('write'), payload: { v: 1 } })
-    await t.app.store.layer('redis').set('hang_key', { v: 'redis' })
+    // Newer than PHP's copy, so the fallback (not PHP's last-known-good copy) is the newest known.
+    await t.app.store
+      .layer('redis')
+      .set('hang_key', { v: 'redis', _updated_at: new Date(Date.now() + 5000).toISOString() })
     php.mode = 'hang'
     php.requests.length = 0
     for (let i = 0; i < 5; i++) {

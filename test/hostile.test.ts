@@ -2,7 +2,7 @@
 // code: a ReDoS sender, deep and wide bodies, planted values in every layer, a PHP host answering without end, a
 // client trickling its body.
 import { spawnSync } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { connect } from 'node:net'
 import { join } from 'node:path'
@@ -13,7 +13,7 @@ import { ByteMap } from '../src/byte-map.js'
 import { BUILTIN_KEYS } from '../src/schemas/keys.js'
 import { createPhpStore } from '../stores/php-store.js'
 import { TextReader } from '../stores/types.js'
-import { bearer, buildTestApp, closedAfterEach, redisClientForFile, tempDir } from './helpers/app.js'
+import { bearer, buildTestApp, closedAfterEach, configFiles, redisClientForFile, tempDir } from './helpers/app.js'
 
 const apps = closedAfterEach()
 const redis = redisClientForFile()
@@ -67,7 +67,7 @@ describe('5. validation runs in linear time', () => {
     })
     expect(res.statusCode).toBe(400)
     expect(res.json().details).toContainEqual(expect.objectContaining({ path: '/sender_of_interest_for_polling/0' }))
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('a routing rule whose regex would backtrack catastrophically is refused', async () => {
@@ -133,7 +133,7 @@ describe('6. deep or wide documents', () => {
       payload: `{"key":"k","config":${payload}}`,
     })
     expect(legacy.statusCode).toBe(400)
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('64 levels are accepted', async () => {
@@ -204,7 +204,7 @@ describe('7. key and field names that are Object.prototype members', () => {
       const res = await t.app.inject({ method: 'POST', url: `/api/config/${key}`, headers: json, payload: { a: 1 } })
       expect(res.json().code, key).toBe('INVALID_KEY')
     }
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('the CLI imports and exports them', () => {
@@ -268,7 +268,7 @@ describe('8. memory has a byte bound', () => {
     const refused = await post('d')
     expect(refused.statusCode).toBe(409)
     expect(refused.json().code).toBe('QUOTA_EXCEEDED')
-    expect(readdirSync(t.dir).sort()).toEqual(['a.json', 'b.json', 'c.json'])
+    expect(configFiles(t.dir).sort()).toEqual(['a.json', 'b.json', 'c.json'])
     expect((await post('a')).statusCode).toBe(200)
     expect((await t.app.inject({ method: 'DELETE', url: '/api/config/b', headers: bearer('admin') })).statusCode).toBe(
       200,
@@ -305,7 +305,7 @@ describe('9. slow and oversized requests', () => {
         'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":',
     )
     expect(answer).toMatch(/^HTTP\/1\.1 408/)
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('401 and 413 before the body is read close the connection', { timeout: 10_000 }, async () => {

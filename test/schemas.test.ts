@@ -1,11 +1,11 @@
 // Every rule of every built-in key (keys.md), through the validator that writes, verify and migrate share; and the
 // same rules through the HTTP API, where a refused body writes nothing.
-import { readdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError } from '../src/config.js'
 import { createValidator } from '../src/validation.js'
-import { bearer, buildTestApp, tempDir } from './helpers/app.js'
+import { bearer, buildTestApp, configFiles, tempDir } from './helpers/app.js'
 
 const validator = createValidator({ unknownKeys: 'allow' })
 const token = { expires_at: 1800000000, consumed: false, consumed_at: null, single_use: true }
@@ -253,6 +253,6 @@ describe('through the API', () => {
     const body = res.json()
     expect(body.code).toBe('VALIDATION_FAILED')
     expect(body.details.map((d: { path: string }) => d.path).sort()).toEqual([...new Set(paths)].sort())
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 })

@@ -25,6 +25,11 @@ export const ErrorBody = Type.Object({
 export const Meta = Type.Object({
   source: LayerNameSchema,
   updated_at: Type.Union([Type.String(), Type.Null()]),
+  stale: Type.Optional(
+    Type.Literal(true, {
+      description: 'the layer could not be reached: this is its last-known-good copy (header X-Config-Stale: 1)',
+    }),
+  ),
 })
 
 export const ConfigReply = Type.Object({

@@ -1,7 +1,7 @@
 // Builds the app for route tests exactly as the server does (same builder, same config loader), on a temp files
 // directory, a test-owned Redis prefix and static tokens of each scope. Log lines are kept, parsed.
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -27,6 +27,11 @@ export const bearer = (scope: keyof typeof TOKENS) => ({ authorization: `Bearer 
 
 export function tempDir(name = 'files'): string {
   return mkdtempSync(join(tmpdir(), `config-store-${name}-`))
+}
+
+/** The config files of a files directory (its dot-entries are the service's own: temp files, the .lkg snapshot). */
+export function configFiles(dir: string): string[] {
+  return readdirSync(dir).filter((name) => !name.startsWith('.'))
 }
 
 export function uniquePrefix(): string {

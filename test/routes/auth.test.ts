@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { bearer, buildTestApp, captureLogger, closedAfterEach, TOKENS, tempDir } from '../helpers/app.js'
+import { bearer, buildTestApp, captureLogger, closedAfterEach, configFiles, TOKENS, tempDir } from '../helpers/app.js'
 import { hs256, JWT_SECRET, rsaKeys } from '../helpers/jwt.js'
 
 const apps = closedAfterEach()
@@ -32,7 +32,7 @@ describe('static tokens', () => {
       expect(res.headers['www-authenticate']).toBe('Bearer')
       expect(res.json()).toMatchObject({ status: 'error', code: 'UNAUTHORIZED' })
     }
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('scopes nest: read < write < admin, and too little scope is a 403', async () => {
@@ -40,7 +40,7 @@ describe('static tokens', () => {
     const post = (scope: keyof typeof TOKENS) =>
       t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer(scope), payload: { a: 1 } })
     expect((await post('read')).statusCode).toBe(403)
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
     expect((await post('write')).statusCode).toBe(200)
     expect((await post('admin')).statusCode).toBe(200)
     const del = (scope: keyof typeof TOKENS) =>

@@ -1,9 +1,6 @@
-// Bad input gets the spec's status code and a clear error, and changes nothing (files-only app: the directory
-// must stay empty; one test also checks Redis).
-import { readdirSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { bearer, buildTestApp, closedAfterEach } from '../helpers/app.js'
+import { bearer, buildTestApp, closedAfterEach, configFiles } from '../helpers/app.js'
 
 const apps = closedAfterEach()
 async function filesApp(env: Record<string, string | undefined> = {}) {
@@ -34,7 +31,7 @@ describe('invalid key names are a 400 INVALID_KEY and never reach a layer', () =
       expect(res.statusCode, method).toBe(400)
       expect(res.json()).toMatchObject({ status: 'error', code: 'INVALID_KEY' })
     }
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('an empty key name', async () => {
@@ -63,7 +60,7 @@ describe('bodies that are not a JSON object', () => {
       expect(res.statusCode, method).toBe(status)
       expect(res.json().code).toBe(code)
     }
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('a "constructor" property anywhere is refused with its path', async () => {
@@ -76,7 +73,7 @@ describe('bodies that are not a JSON object', () => {
     })
     expect(res.statusCode).toBe(400)
     expect(res.json()).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ path: '/a/constructor' }] })
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('a body over CONFIG_MAX_BYTES → 413', async () => {
@@ -89,7 +86,7 @@ describe('bodies that are not a JSON object', () => {
     })
     expect(res.statusCode).toBe(413)
     expect(res.json().code).toBe('PAYLOAD_TOO_LARGE')
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('a body that is not JSON → 415', async () => {
@@ -104,7 +101,7 @@ describe('bodies that are not a JSON object', () => {
       expect(res.statusCode, type).toBe(415)
       expect(res.json().code).toBe('UNSUPPORTED_MEDIA_TYPE')
     }
-    expect(readdirSync(t.dir)).toEqual([])
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('a bad query → 400 BAD_REQUEST', async () => {

@@ -1,7 +1,5 @@
-// /config_api.php speaks the PHP contract (legacy.md), so a legacy client can be pointed at this service unchanged.
-import { readdirSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bearer, buildTestApp } from '../helpers/app.js'
+import { bearer, buildTestApp, configFiles } from '../helpers/app.js'
 
 describe('GET/POST /config_api.php', () => {
   let t: Awaited<ReturnType<typeof buildTestApp>>
@@ -63,14 +61,14 @@ describe('GET/POST /config_api.php', () => {
     ['PUT', { method: 'PUT', url: '/config_api.php', payload: {} }, 405, 'Method not allowed'],
     ['DELETE', { method: 'DELETE', url: '/config_api.php' }, 405, 'Method not allowed'],
   ] as const)('%s → %i %s, nothing written', async (_name, request, status, message) => {
-    const before = readdirSync(t.dir)
+    const before = configFiles(t.dir)
     const res = await t.app.inject({
       ...request,
       headers: { ...bearer('admin'), ...('headers' in request ? request.headers : {}) },
     } as never)
     expect(res.statusCode).toBe(status)
     expect(res.json()).toEqual({ success: false, message })
-    expect(readdirSync(t.dir)).toEqual(before)
+    expect(configFiles(t.dir)).toEqual(before)
   })
 
   it('401 {success:false, message:"Unauthorized"} without a valid token', async () => {
