@@ -9,7 +9,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util'
 import pino from 'pino'
 import { isDocument, LAYER_ORDER, type LayerName } from '../stores/types.js'
 import { type AppConfig, ConfigError, loadConfig, readEnvironment } from './config.js'
-import { AppError } from './errors.js'
+import { AppError, reasonOf } from './errors.js'
 import { createLogger } from './logger.js'
 import { migrateToRedis } from './migrate.js'
 import { openStore } from './open-store.js'
@@ -218,15 +218,26 @@ async function importBundle(store: ConfigStore, configs: Record<string, unknown>
       written.push(key)
     }
   } catch (err) {
-    for (const key of written) {
+    const failed = keys[written.length] as string
+    // A write whose outcome is unknown may have landed: it is put back too.
+    const undo = err instanceof AppError && err.code === 'WRITE_OUTCOME_UNKNOWN' ? [...written, failed] : written
+    const notUndone: string[] = []
+    for (const key of undo) {
       const old = before.get(key)
-      await (old?.state === 'hit' ? store.primary.set(key, old.doc) : store.primary.delete(key)).catch(() => undefined)
+      try {
+        await (old?.state === 'hit' ? store.primary.set(key, old.doc, old.json) : store.primary.delete(key))
+      } catch (undoErr) {
+        notUndone.push(`${key} (${reasonOf(undoErr)})`)
+      }
       store.cache.invalidate(key)
     }
-    throw new AppError(
-      'STORE_UNAVAILABLE',
-      `import failed at ${keys[written.length]} and was rolled back: ${(err as Error).message}`,
-    )
+    const undone = undo.filter((k) => !notUndone.some((n) => n.startsWith(`${k} (`)))
+    const rolledBack = undone.length > 0 ? `rolled back ${undone.join(', ')}` : 'nothing to roll back'
+    const left =
+      notUndone.length > 0
+        ? `; COULD NOT roll back ${notUndone.join(', ')}: they may hold the imported values — check them with config-store get`
+        : ''
+    throw new AppError('STORE_UNAVAILABLE', `import failed at ${failed} (${(err as Error).message}); ${rolledBack}${left}`)
   }
   return print(`imported ${keys.length} keys into ${store.primary.name}: ${keys.join(', ')}`, 0)
 }

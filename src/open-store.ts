@@ -53,11 +53,13 @@ function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: 
     ...extra,
   })
   let up = false
+  let everUp = false
   let reported: string | undefined
   const state = { redis, lastError: undefined as string | undefined }
   redis.on('ready', () => {
-    if (role === 'commands') log.info({ layer: 'redis' }, up ? 'redis layer recovered' : 'redis layer connected')
+    if (role === 'commands') log.info({ layer: 'redis' }, everUp ? 'redis layer recovered' : 'redis layer connected')
     up = true
+    everUp = true
     reported = undefined
     state.lastError = undefined
   })
