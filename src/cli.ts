@@ -145,9 +145,17 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => Promise
     run: async (args) => {
       const { values } = parse(args, { out: { type: 'string' } })
       return withStore(async (store) => {
+        // The cut-over's rollback relies on this bundle: every configured layer must answer, and every key be read.
+        const down = (await store.health()).filter((l) => !l.ok).map((l) => l.layer)
+        if (down.length > 0)
+          throw new AppError('STORE_UNAVAILABLE', `${down.join(', ')} could not be reached; nothing exported`)
         const configs: Record<string, unknown> = Object.create(null) // a key named __proto__ is a key
         for (const { key, source } of await store.list()) {
-          if (source !== null) configs[key] = JSON.parse((await store.read(key)).json)
+          if (source === null) continue
+          const r = await store.read(key)
+          if (r.stale)
+            throw new AppError('STORE_UNAVAILABLE', `${r.source} could not be reached for ${key}; nothing exported`)
+          configs[key] = JSON.parse(r.json)
         }
         const text = `${JSON.stringify({ format: BUNDLE_FORMAT, exported_at: new Date().toISOString(), configs }, null, 2)}\n`
         if (values.out === undefined) return print(text.trimEnd(), 0)
@@ -237,7 +245,10 @@ async function importBundle(store: ConfigStore, configs: Record<string, unknown>
       notUndone.length > 0
         ? `; COULD NOT roll back ${notUndone.join(', ')}: they may hold the imported values — check them with config-store get`
         : ''
-    throw new AppError('STORE_UNAVAILABLE', `import failed at ${failed} (${(err as Error).message}); ${rolledBack}${left}`)
+    throw new AppError(
+      'STORE_UNAVAILABLE',
+      `import failed at ${failed} (${(err as Error).message}); ${rolledBack}${left}`,
+    )
   }
   return print(`imported ${keys.length} keys into ${store.primary.name}: ${keys.join(', ')}`, 0)
 }

@@ -114,9 +114,18 @@ async function migrateKey(
   if (existing && canonicalHash(existing) === canonicalHash(best.doc)) {
     return done('unchanged', source, 'Redis already holds this content', `UNCHANGED (source=${source})`)
   }
-  if (existing && compareStamps(existing, best.doc) > 0 && !options.force) {
-    const reason = `Redis is newer (${existing._updated_at} > ${best.doc._updated_at ?? 'no _updated_at'})`
-    return done('skipped', source, reason, `SKIPPED (${reason})`)
+  if (existing && !options.force) {
+    // Never revert what the legacy app wrote: its polling, webhook and preference writers change Redis without
+    // refreshing `_updated_at`, so a tie (or a Redis copy without a stamp) keeps Redis, reported as drift.
+    const order = typeof existing._updated_at === 'string' ? compareStamps(existing, best.doc) : 0
+    if (order > 0) {
+      const reason = `Redis is newer (${existing._updated_at} > ${best.doc._updated_at ?? 'no _updated_at'})`
+      return done('skipped', source, reason, `SKIPPED (${reason})`)
+    }
+    if (order === 0) {
+      const reason = `drift: Redis and ${source} differ with the same _updated_at (${existing._updated_at ?? 'none'}); Redis kept`
+      return done('skipped', source, reason, `SKIPPED (${reason})`)
+    }
   }
   const doc =
     typeof best.doc._updated_at === 'string' ? best.doc : { ...best.doc, _updated_at: new Date().toISOString() }
@@ -129,7 +138,8 @@ async function migrateKey(
   await options.beforeWrite?.(key)
   let written: boolean
   try {
-    written = await redis.compareAndSet(key, current.state === 'hit' ? current.json : null, doc)
+    // Against the bytes read, not a re-serialisation: Python's `json.dumps` spacing is not ours.
+    written = await redis.compareAndSet(key, current.state === 'hit' ? (current.raw ?? current.json) : null, doc)
   } catch (err) {
     return done('failed', source, (err as Error).message, 'FAILED (redis write failed)')
   }

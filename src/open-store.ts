@@ -134,6 +134,7 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
         circuitResetMs: config.PHP_CIRCUIT_RESET_MS,
         maxBytes: config.CONFIG_MAX_BYTES,
         maxNodes: config.CONFIG_MAX_NODES,
+        reshape: (key, doc) => validator.fromPhp(key, doc),
         onCircuitChange: (open, reason) =>
           open
             ? log.warn({ layer: 'php', reason }, 'php layer down; skipped until it answers again')

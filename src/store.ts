@@ -58,6 +58,8 @@ const PROBE_EVERY_MS = 1000
 const KEY_COUNT_MS = 1000
 /** A fallback or last-known-good answer is cached this long at most: the next reads try the higher layer again. */
 export const FALLBACK_TTL_MS = 1000
+/** Reads a listing makes at once. */
+const LIST_READS = 8
 
 export function createConfigStore({
   layers,
@@ -315,14 +317,36 @@ export function createConfigStore({
     return write(key, applyMergePatch(JSON.parse(current.json), mergePatch) as ConfigDocument)
   }
 
+  /** The PHP API has no delete: blanking the document there would leave the legacy app, which reads a document
+   * holding only `_updated_at` as present and empty, with a silently blank config. So while PHP holds the key, the
+   * delete is refused and nothing is deleted anywhere; it must be removed on the PHP host first. */
+  async function checkPhpDelete(key: string): Promise<Layer[]> {
+    const php = byName.get('php')
+    if (php === undefined) return layers
+    const r = await php.get(key)
+    if (r.state === 'hit')
+      throw new AppError(
+        'DELETE_REFUSED',
+        `the PHP API holds ${key} and cannot delete it (blanking it would leave the legacy app an empty config); remove ${key}.json on the PHP host, then delete again`,
+      )
+    if (r.state === 'unavailable')
+      throw new AppError(
+        'STORE_UNAVAILABLE',
+        `the php layer could not be reached, so ${key} may be there; nothing was deleted`,
+      )
+    return layers.filter((l) => l !== php)
+  }
+
   async function remove(key: string): Promise<Record<string, DeleteOutcome>> {
     checkWritable(key)
+    const targets = await checkPhpDelete(key)
     existing.delete(key)
     counted = undefined
     const done: Record<string, DeleteOutcome> = {}
+    if (targets.length < layers.length) done.php = 'absent'
     const down: string[] = []
     await Promise.all(
-      layers.map(async (l) => {
+      targets.map(async (l) => {
         try {
           done[l.name] = await l.delete(key)
         } catch (err) {
@@ -353,26 +377,53 @@ export function createConfigStore({
     return done
   }
 
+  /** Every key known to any layer or schema, with where it is served from. Complete or an error: a layer that could
+   * not list, or a key that could not be read, is a 503 naming them, never a shorter list. Reads run LIST_READS at a
+   * time, so a store of large documents does not trip the command timeout on itself. */
   async function list(): Promise<ListedKey[]> {
     const names = new Set(validator.schemaKeys())
+    const unlisted: string[] = []
     for (const l of layers) {
       try {
         for (const k of await l.listKeys()) names.add(k)
       } catch (err) {
         noteUnavailable(l.name, '*', reasonOf(err))
+        unlisted.push(l.name)
       }
     }
-    const listed = await Promise.all(
-      [...names].sort().map(async (key): Promise<ListedKey | undefined> => {
+    if (unlisted.length > 0)
+      throw new AppError(
+        'STORE_UNAVAILABLE',
+        `the keys of ${unlisted.join(', ')} could not be listed; the list would be incomplete`,
+      )
+    const sorted = [...names].sort()
+    const listed: Array<ListedKey | undefined> = []
+    const unreadable: string[] = []
+    let next = 0
+    async function worker(): Promise<void> {
+      while (next < sorted.length) {
+        const i = next++
+        const key = sorted[i] as string
         const schema = validator.kind(key)
         try {
           const r = await read(key)
-          return { key, source: r.source, updated_at: r.updatedAt, schema }
-        } catch {
-          return schema === 'none' ? undefined : { key, source: null, updated_at: null, schema }
+          listed[i] = { key, source: r.source, updated_at: r.updatedAt, schema }
+        } catch (err) {
+          if (!(err instanceof AppError && err.code === 'CONFIG_NOT_FOUND')) unreadable.push(key)
+          else if (schema !== 'none') listed[i] = { key, source: null, updated_at: null, schema }
         }
-      }),
-    )
+      }
+    }
+    await Promise.all(Array.from({ length: LIST_READS }, worker))
+    if (unreadable.length > 0) {
+      throw new AppError(
+        'STORE_UNAVAILABLE',
+        `${unreadable.sort().join(', ')} could not be read; the list would be incomplete`,
+        {
+          details: unreadable.map((key) => ({ path: `/${key}`, message: 'could not be read' })),
+        },
+      )
+    }
     return listed.filter((x) => x !== undefined)
   }
 

@@ -25,6 +25,40 @@ export interface DocumentValidator {
   validate(key: string, doc: ConfigDocument): ValidationResult
   /** False when CONFIG_STORE_UNKNOWN_KEYS=reject and the key has no schema. */
   accepts(key: string): boolean
+  /** Undoes PHP's `json_decode(…, true)` where the key's schema expects an object: `[]` → `{}`, a list → `{"0": …}`. */
+  fromPhp(key: string, doc: ConfigDocument): ConfigDocument
+}
+
+type SchemaNode = {
+  type?: unknown
+  properties?: Record<string, SchemaNode>
+  patternProperties?: Record<string, SchemaNode>
+  additionalProperties?: unknown
+  items?: unknown
+  anyOf?: SchemaNode[]
+}
+
+/** `value` reshaped where `schema` wants an object and PHP gave an array (never deeper than MAX_DEPTH: every stored
+ * text was checked by the shape limits before it was parsed). */
+function objectsBack(schema: SchemaNode | undefined, value: unknown): unknown {
+  if (schema === undefined || typeof schema !== 'object') return value
+  const object = schema.anyOf?.find((s) => s.type === 'object') ?? (schema.type === 'object' ? schema : undefined)
+  if (object !== undefined && (Array.isArray(value) || (typeof value === 'object' && value !== null))) {
+    const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value)
+    const out: Record<string, unknown> = Object.create(null)
+    const pattern = Object.values(object.patternProperties ?? {})[0]
+    const extra =
+      typeof object.additionalProperties === 'object' ? (object.additionalProperties as SchemaNode) : undefined
+    for (const [name, v] of entries) {
+      const child =
+        object.properties && Object.hasOwn(object.properties, name) ? object.properties[name] : (pattern ?? extra)
+      out[name] = objectsBack(child, v)
+    }
+    return { ...out }
+  }
+  const array = schema.anyOf?.find((s) => s.type === 'array') ?? (schema.type === 'array' ? schema : undefined)
+  if (array !== undefined && Array.isArray(value)) return value.map((v) => objectsBack(array.items as SchemaNode, v))
+  return value
 }
 
 const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor'])
@@ -136,6 +170,10 @@ export function createValidator(opts: {
     isSecret: (key) => secrets.has(aliases.get(key) ?? key),
     aliasOf: (name) => aliases.get(name),
     accepts: (key) => opts.unknownKeys === 'allow' || spec(key) !== undefined,
+    fromPhp(key, doc) {
+      const s = spec(key)
+      return s === undefined ? doc : (objectsBack(s.schema as SchemaNode, doc) as ConfigDocument)
+    },
 
     validate(key, input) {
       const { _updated_at: _, ...doc } = input

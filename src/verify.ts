@@ -1,6 +1,9 @@
 // Verify (operations.md): every configured layer read directly, never through the fallback chain (legacy defect 4),
 // so "OK" means the effective value really exists, is valid and non-empty — and drift between layers is named.
-import { LAYER_ORDER, type LayerName } from '../stores/types.js'
+import { readFile } from 'node:fs/promises'
+import { basename } from 'node:path'
+import type { FileStore } from '../stores/file-store.js'
+import { LAYER_ORDER, type LayerName, parseDocument } from '../stores/types.js'
 import { canonicalHash, compareStamps } from './canonical.js'
 import { AppError } from './errors.js'
 import type { LayerCheck, VerifyReply, VerifyResult } from './schemas/ops.js'
@@ -108,6 +111,11 @@ async function verifyKey(store: ConfigStore, key: string, options: VerifyOptions
   }
 
   const warnings: string[] = []
+  const shadowed = await legacyFileDrift(store, key)
+  if (shadowed !== undefined) {
+    warnings.push(shadowed.warning)
+    drift.push({ layers: ['files', 'files'], newer: null })
+  }
   if (effective && effective.updated_at === null && key !== 'magic_link_tokens') {
     warnings.push(`${source} copy has no _updated_at`)
   }
@@ -150,6 +158,24 @@ async function verifyKey(store: ConfigStore, key: string, options: VerifyOptions
     errors: effective?.errors ?? [],
     payload_present: effective !== undefined,
     ...(options.raw && !secretHidden ? { payload: source ? (docs.get(source) ?? null) : null } : {}),
+  }
+}
+
+/** magic_link_tokens may sit in two legacy files at once (MAGIC_LINK_TOKENS_FILE or magic_links.json, and
+ * magic_link_tokens.json): only the first is served, so two that differ are drift. */
+async function legacyFileDrift(store: ConfigStore, key: string): Promise<{ warning: string } | undefined> {
+  const files = store.layers.find((l) => l.name === 'files') as FileStore | undefined
+  if (files === undefined || files.pathsOf(key).length < 2) return undefined
+  const copies: Array<{ path: string; sha: string }> = []
+  for (const path of files.pathsOf(key)) {
+    const doc = parseDocument(await readFile(path, 'utf8').catch(() => ''))
+    if (doc !== undefined) copies.push({ path, sha: canonicalHash(doc) })
+  }
+  const [served, ...others] = copies
+  const differing = others.filter((c) => c.sha !== served?.sha)
+  if (served === undefined || differing.length === 0) return undefined
+  return {
+    warning: `files: ${differing.map((c) => basename(c.path)).join(', ')} differ from ${basename(served.path)}, which is the one served`,
   }
 }
 

@@ -146,11 +146,14 @@ export function createFileStore({ dir, magicLinkTokensFile, ...limits }: FileSto
     return readFile(target, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW })
   }
 
+  /** The legacy order for `magic_link_tokens`: MAGIC_LINK_TOKENS_FILE (the legacy default is magic_links.json, the
+   * only file the legacy MagicLinkService reads and writes) first, then magic_link_tokens.json. Writes go to the
+   * first, so that the legacy app sees them and no older file can shadow them. */
   function pathsOf(key: string): string[] {
     const own = join(root, `${key}.json`)
     if (key !== MAGIC) return [own]
-    const aliases = [own, join(root, `${MAGIC_ALIAS}.json`)]
-    return magicLinkTokensFile ? [resolve(magicLinkTokensFile), ...aliases] : aliases
+    const legacy = join(root, `${MAGIC_ALIAS}.json`)
+    return [...new Set([magicLinkTokensFile ? resolve(magicLinkTokensFile) : legacy, own, legacy])]
   }
 
   async function writeAtomic(path: string, text: string, progress = { renamed: false }): Promise<void> {

@@ -27,6 +27,8 @@ export interface PhpStoreOptions {
   maxBytes?: number
   /** A reply with more values than this, or nested deeper than MAX_DEPTH, is not parsed. */
   maxNodes?: number
+  /** Undoes PHP's reshaping of a document (`json_decode(…, true)` turns `{}` into `[]`), given its key. */
+  reshape?: (key: string, doc: ConfigDocument) => ConfigDocument
 }
 
 export interface PhpStore extends Layer {
@@ -149,7 +151,7 @@ export function createPhpStore(options: PhpStoreOptions): PhpStore {
     if (!isDocument(config)) return { state: 'unavailable', reason: 'PHP API reply holds no config object' }
     // `{}` is PHP's "never written"; a document holding only `_updated_at` is how this layer deletes (store.md).
     if (Object.keys(config).every((k) => k === '_updated_at')) return { state: 'absent' }
-    return hitFromDoc(config)
+    return hitFromDoc(options.reshape ? options.reshape(key, config) : config)
   }
 
   async function set(key: string, doc: ConfigDocument, json = JSON.stringify(doc)): Promise<void> {

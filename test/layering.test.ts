@@ -160,33 +160,47 @@ describe('writes go to the primary only, stamped once, centrally', () => {
 })
 
 describe('DELETE removes the key from every layer', () => {
-  it('reports each layer and leaves nothing to resurrect the key', async () => {
+  it('while PHP holds the key: 409 and nothing deleted (PHP cannot delete; a blank would fool the legacy app)', async () => {
     const t = await layered()
     const key = unique('k')
     await t.post(key, { v: 1 })
     php.files.set(key, JSON.stringify({ v: 'php' }))
+    t.putFile(key, { v: 'file' })
+    const refused = await t.app.inject({ method: 'DELETE', url: `/api/config/${key}`, headers: bearer('admin') })
+    expect(refused.statusCode).toBe(409)
+    expect(refused.json()).toMatchObject({ code: 'DELETE_REFUSED', message: expect.stringMatching(/PHP host/) })
+    expect(JSON.parse(php.files.get(key) as string)).toMatchObject({ v: 'php' }) // not blanked
+    expect(await t.inRedis(key)).toMatchObject({ v: 1 })
+    expect(t.inFile(key)).toMatchObject({ v: 'file' })
+  })
+
+  it('once PHP no longer holds it: every other layer, and nothing left to resurrect the key', async () => {
+    const t = await layered()
+    const key = unique('k')
+    await t.post(key, { v: 1 })
     t.putFile(key, { v: 'file' })
     const res = await t.app.inject({ method: 'DELETE', url: `/api/config/${key}`, headers: bearer('admin') })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({
       status: 'success',
       key,
-      layers: { redis: 'deleted', php: 'deleted', files: 'deleted' },
+      layers: { redis: 'deleted', php: 'absent', files: 'deleted' },
     })
+    expect(php.files.has(key)).toBe(false) // never written as a blank document
     expect((await t.get(key)).statusCode).toBe(404)
     const again = await t.app.inject({ method: 'DELETE', url: `/api/config/${key}`, headers: bearer('admin') })
     expect(again.statusCode).toBe(404)
   })
 
-  it('answers 503 naming the layer it could not reach, after deleting from the others', async () => {
+  it('with PHP unreachable: 503 and nothing deleted, since PHP may hold the key', async () => {
     const t = await layered()
     const key = unique('k')
     await t.post(key, { v: 1 })
     php.mode = 'error500'
     const res = await t.app.inject({ method: 'DELETE', url: `/api/config/${key}`, headers: bearer('admin') })
     expect(res.statusCode).toBe(503)
-    expect(res.json().message).toMatch(/could not be deleted from php/)
-    expect(res.json().details).toContainEqual({ path: 'redis', message: 'deleted' })
+    expect(res.json().message).toMatch(/php layer could not be reached.*nothing was deleted/)
+    expect(await t.inRedis(key)).toMatchObject({ v: 1 })
   })
 })
 

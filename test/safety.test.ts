@@ -19,7 +19,7 @@ describe('13. credentials are private on disk', () => {
       a: { expires_at: null, consumed: false, consumed_at: null, single_use: true },
     })
     expect(mode(dir)).toBe(0o700)
-    expect(mode(join(dir, 'magic_link_tokens.json'))).toBe(0o600)
+    expect(mode(join(dir, 'magic_links.json'))).toBe(0o600) // the legacy file name (the legacy app reads it)
     layer.close()
   })
 

@@ -84,7 +84,8 @@ export const RuntimeFlags = Type.Object(
 const Condition = Type.Object({
   field: Type.Enum(['sender', 'subject', 'body']),
   operator: Type.Enum(['contains', 'equals', 'regex']),
-  value: Text(1024),
+  // The legacy RoutingRulesService drops the whole document for a value that is empty once stripped.
+  value: Type.String({ maxLength: 1024, pattern: '\\S', description: 'not blank' }),
   case_sensitive: Bool,
 })
 
@@ -92,8 +93,9 @@ export const RoutingRules = Type.Object({
   rules: Type.Array(
     Type.Object({
       id: Type.String({ minLength: 1, maxLength: 128 }),
-      name: Text(256),
-      conditions: Type.Array(Condition),
+      // Empty gets a default name from the legacy app; blank (spaces only) makes it drop every rule.
+      name: Type.String({ maxLength: 256, pattern: '^$|\\S' }),
+      conditions: Type.Array(Condition, { minItems: 1 }),
       actions: Type.Object({
         webhook_url: HttpsUrl,
         priority: Type.Enum(['normal', 'high']),

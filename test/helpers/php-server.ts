@@ -24,6 +24,16 @@ export function phpDate(date = new Date()): string {
   return `${date.toISOString().slice(0, 19)}+00:00`
 }
 
+/** What `json_encode(json_decode($json, true))` gives back, as the real config_api.php stores and serves every
+ * document: an empty object becomes `[]`, and an object keyed "0", "1", … in order becomes a list. */
+export function phpRoundTrip(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(phpRoundTrip)
+  if (typeof value !== 'object' || value === null) return value
+  const entries = Object.entries(value)
+  if (entries.every(([k], i) => k === String(i))) return entries.map(([, v]) => phpRoundTrip(v))
+  return Object.fromEntries(entries.map(([k, v]) => [k, phpRoundTrip(v)]))
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve) => {
     let body = ''
@@ -83,7 +93,8 @@ export async function startPhpServer(
       let config: unknown = {}
       if (text !== undefined) {
         try {
-          config = JSON.parse(text)
+          const decoded = phpRoundTrip(JSON.parse(text))
+          config = typeof decoded === 'object' && decoded !== null ? decoded : [] // !is_array($json): []
         } catch {
           config = []
         }
@@ -103,7 +114,8 @@ export async function startPhpServer(
       if (!KEY.test(key) || typeof config !== 'object' || config === null || Array.isArray(config)) {
         return send(400, { success: false, message: 'Invalid payload' })
       }
-      state.files.set(key, JSON.stringify({ ...config, _updated_at: phpDate() }))
+      // `$cfg['_updated_at'] = gmdate('c')`, then json_encode: PHP's array semantics, PHP's whole-second stamp.
+      state.files.set(key, JSON.stringify(phpRoundTrip({ ...config, _updated_at: phpDate() }), null, 4))
       return send(200, { success: true })
     }
     return send(405, { success: false, message: 'Method not allowed' })

@@ -64,19 +64,32 @@ describe('files layer', () => {
     )
   })
 
-  it('reads magic_link_tokens from MAGIC_LINK_TOKENS_FILE, then magic_link_tokens.json, then magic_links.json', async () => {
+  it('magic_link_tokens in the legacy order: magic_links.json, then magic_link_tokens.json; written to the first', async () => {
+    const dir = tempDir()
+    const store = createFileStore({ dir })
+    writeFileSync(join(dir, 'magic_link_tokens.json'), JSON.stringify({ from: 'magic_link_tokens' }))
+    expect(await store.get('magic_link_tokens')).toMatchObject({ doc: { from: 'magic_link_tokens' } })
+    writeFileSync(join(dir, 'magic_links.json'), JSON.stringify({ from: 'magic_links' }))
+    await seen(store, 'magic_link_tokens', 'magic_links') // the legacy MagicLinkService's file wins, as in the legacy app
+    await store.set('magic_link_tokens', { from: 'service' })
+    expect(JSON.parse(readFileSync(join(dir, 'magic_links.json'), 'utf8'))).toEqual({ from: 'service' })
+    expect(await store.listKeys()).toEqual(['magic_link_tokens'])
+    expect(await store.delete('magic_link_tokens')).toBe('deleted')
+    expect(await store.get('magic_link_tokens')).toEqual({ state: 'absent' })
+    store.close()
+  })
+
+  it('with MAGIC_LINK_TOKENS_FILE, that file is read and written first', async () => {
     const dir = tempDir()
     const alt = join(tempDir('alt'), 'tokens.json')
     const store = createFileStore({ dir, magicLinkTokensFile: alt })
     writeFileSync(join(dir, 'magic_links.json'), JSON.stringify({ from: 'magic_links' }))
     expect(await store.get('magic_link_tokens')).toMatchObject({ doc: { from: 'magic_links' } })
-    expect(await store.listKeys()).toEqual(['magic_link_tokens'])
-    writeFileSync(join(dir, 'magic_link_tokens.json'), JSON.stringify({ from: 'magic_link_tokens' }))
-    await seen(store, 'magic_link_tokens', 'magic_link_tokens') // a change behind the store's back: its watch event
     writeFileSync(alt, JSON.stringify({ from: 'alt' }))
     expect(await store.get('magic_link_tokens')).toMatchObject({ doc: { from: 'alt' } }) // outside the directory: read each time
-    expect(await store.delete('magic_link_tokens')).toBe('deleted')
-    expect(await store.get('magic_link_tokens')).toEqual({ state: 'absent' })
+    await store.set('magic_link_tokens', { from: 'service' })
+    expect(JSON.parse(readFileSync(alt, 'utf8'))).toEqual({ from: 'service' })
+    store.close()
   })
 
   it('answers unavailable for a file that is not a JSON object, and skips files that are not keys', async () => {
