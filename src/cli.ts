@@ -7,12 +7,12 @@ import { lstatSync, readFileSync, renameSync, rmSync, type Stats, writeFileSync 
 import { basename, dirname, join } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import pino from 'pino'
-import { isDocument, LAYER_ORDER, type LayerName } from '../stores/types.js'
+import { isDocument, isValidKey, LAYER_ORDER, type LayerName } from '../stores/types.js'
 import { type AppConfig, ConfigError, loadConfig, readEnvironment } from './config.js'
 import { AppError, reasonOf } from './errors.js'
 import { createLogger } from './logger.js'
 import { migrateToRedis } from './migrate.js'
-import { openStore } from './open-store.js'
+import { missingFilesDir, openStore } from './open-store.js'
 import { exitOnStartError, startServer } from './server.js'
 import type { ConfigStore } from './store.js'
 import { verifyConfigStore } from './verify.js'
@@ -48,16 +48,24 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => Promise
           failOnDrift: values['fail-on-drift'],
           admin: true,
         }).catch(asUsage)
+        for (const layer of reply.unreachable)
+          process.stderr.write(`config-store: the ${layer} layer could not be reached; the check is incomplete\n`)
         if (values.json) return print(JSON.stringify(reply, null, 2), reply.exit_code)
-        const lines = reply.results.map((r) => (r.valid ? `${r.key}: OK` : `${r.key}: INVALID (${r.message})`))
+        const lines = reply.results.map((r) =>
+          r.status === 'OK'
+            ? `${r.key}: OK`
+            : r.status === 'MISSING'
+              ? `${r.key}: MISSING`
+              : `${r.key}: INVALID (${r.message})`,
+        )
         for (const r of reply.results)
           for (const d of r.drift)
             lines.push(`${r.key}: DRIFT ${d.layers.join('/')}${d.newer ? ` (${d.newer} newer)` : ''}`)
         if (values.raw)
           for (const r of reply.results) if (r.payload) lines.push(`${r.key}: ${JSON.stringify(r.payload)}`)
-        const bad = reply.results.filter((r) => !r.valid).length
+        const count = (status: string) => reply.results.filter((r) => r.status === status).length
         lines.push(
-          `${reply.results.length} keys checked: ${reply.results.length - bad} OK, ${bad} INVALID`,
+          `${reply.results.length} keys checked: ${count('OK')} OK, ${count('INVALID')} INVALID, ${count('MISSING')} MISSING`,
           '-'.repeat(40),
         )
         return print(lines.join('\n'), reply.exit_code)
@@ -84,12 +92,11 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => Promise
       return withStore(async (store, config) => {
         let keys: string[] | undefined
         if (values.only !== undefined) {
-          const allowed = store.validator.schemaKeys()
           keys = values.only
             .map((k) => k.trim().toLowerCase())
             .filter((k) => {
-              if (!allowed.includes(k)) process.stderr.write(`config-store: ignoring --only ${k}: not a known key\n`)
-              return allowed.includes(k)
+              if (!isValidKey(k)) process.stderr.write(`config-store: ignoring --only ${k}: not a valid key name\n`)
+              return isValidKey(k)
             })
           if (keys.length === 0) throw new UsageError('No valid values provided for --only')
         }
@@ -100,7 +107,8 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => Promise
           force: values.force,
           lockTtlMs: config.MIGRATION_LOCK_TTL_MS,
         })
-        return print(values.json ? JSON.stringify(reply, null, 2) : reply.log.join('\n'), reply.exit_code)
+        if (values.json) return print(JSON.stringify(reply, null, 2), reply.exit_code)
+        return print([...reply.log, ...migrateSummary(reply)].join('\n'), reply.exit_code)
       })
     },
   },
@@ -117,6 +125,14 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => Promise
       }
       return withStore(async (store) => {
         const r = source === undefined ? await store.read(key) : await store.readFrom(source as LayerName, key)
+        if (source === undefined && r.stale)
+          process.stderr.write(
+            `config-store: ${r.source} could not be reached; this is its last-known-good copy of ${key}\n`,
+          )
+        else if (source === undefined && r.source !== store.primary.name)
+          process.stderr.write(
+            `config-store: served by ${r.source}, a fallback: ${store.primary.name} could not answer for ${key}\n`,
+          )
         return print(JSON.stringify(JSON.parse(r.json), null, 2), 0)
       })
     },
@@ -132,7 +148,10 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => Promise
       if (!isDocument(doc))
         throw new UsageError(`${file === '-' ? 'standard input' : file} does not hold a JSON object`)
       return withStore(async (store) => {
-        const w = await store.write(key, doc)
+        const w = await store.write(key, doc).catch((err: unknown) => {
+          if (!(err instanceof AppError && err.details !== undefined)) throw err
+          throw new AppError(err.code, [err.message, ...err.details.map((d) => `  ${d.path} ${d.message}`)].join('\n'))
+        })
         return print(`${key}: written to ${w.source} (_updated_at ${w.updatedAt})`, 0)
       })
     },
@@ -182,6 +201,23 @@ const COMMANDS: Record<string, { usage: string; run: (args: string[]) => Promise
 }
 
 const BUNDLE_FORMAT = 'config-store-export/1'
+
+/** The text-mode end of a migrate: each planned change with its diff (a dry run), then one summary line. */
+function migrateSummary(reply: Awaited<ReturnType<typeof migrateToRedis>>): string[] {
+  const lines: string[] = []
+  for (const r of reply.results) {
+    if (r.diff === undefined) continue
+    const parts = (['added', 'removed', 'changed'] as const)
+      .filter((p) => r.diff?.[p].length)
+      .map((p) => `${p} ${r.diff?.[p].join(', ')}`)
+    lines.push(`${r.key}: would change ${parts.length > 0 ? parts.join('; ') : 'only _updated_at'}`)
+  }
+  const counts = new Map<string, number>()
+  for (const r of reply.results) counts.set(r.action, (counts.get(r.action) ?? 0) + 1)
+  const summary = [...counts].map(([action, n]) => `${n} ${action}`).join(', ')
+  lines.push(`${reply.dry_run ? 'dry run: ' : ''}${reply.results.length} keys: ${summary || 'nothing to do'}`)
+  return lines
+}
 
 const HELP = `usage: config-store <command> [options]
 
@@ -335,6 +371,8 @@ async function withStore(fn: (store: ConfigStore, config: AppConfig) => Promise<
   const config = loadConfig(readEnvironment())
   // Quiet unless LOG_LEVEL asks: stdout is for the command's output, logs go to stderr.
   const logger = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'silent', pino.destination(2))
+  const missing = missingFilesDir(config)
+  if (missing !== undefined) process.stderr.write(`config-store: warning: ${missing}\n`)
   const opened = await openStore(config, logger)
   await opened.connected
   try {

@@ -7,7 +7,7 @@ import { canonicalHash, canonicalJson, compareStamps } from './canonical.js'
 import { AppError, type ErrorDetail } from './errors.js'
 import type { MigrateReply, MigrateResult } from './schemas/ops.js'
 import type { ConfigStore } from './store.js'
-import { selectKeys } from './verify.js'
+import { presentKeys, selectKeys } from './verify.js'
 
 export interface MigrateOptions {
   keys?: string[] | undefined
@@ -29,7 +29,7 @@ export async function migrateToRedis(store: ConfigStore, options: MigrateOptions
       'migrate needs Redis: set REDIS_URL and leave CONFIG_STORE_DISABLE_REDIS off',
     )
   }
-  const keys = selectKeys(store.validator, options.keys)
+  const keys = selectKeys(store.validator, options.keys, undefined, (await presentKeys(store)).keys)
   const health = await redis.health()
   if (!health.ok)
     throw new AppError('STORE_UNAVAILABLE', `Redis could not be reached (${health.error}); nothing was migrated`)

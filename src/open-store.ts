@@ -1,6 +1,8 @@
 // Builds the layered store from the configuration: the Redis connections, the PHP pool, the files directory, the
 // cache and its invalidation. Shared by the HTTP server (src/plugins/store.ts) and the command line.
 
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { createFileStore, type FileStore, magicLinkAliases } from '../stores/file-store.js'
@@ -76,7 +78,16 @@ function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: 
   return state
 }
 
+/** The warning for a files directory that does not exist yet, or undefined (a typo in CONFIG_FILES_DIR must not go
+ * unnoticed until a write creates the wrong directory). */
+export function missingFilesDir(config: AppConfig): string | undefined {
+  if (existsSync(config.CONFIG_FILES_DIR)) return undefined
+  return `CONFIG_FILES_DIR ${resolve(config.CONFIG_FILES_DIR)} does not exist: the files layer holds nothing, and the first write to it will create it`
+}
+
 export async function openStore(config: AppConfig, log: Logger): Promise<OpenedStore> {
+  const missing = missingFilesDir(config)
+  if (missing !== undefined) log.warn({ layer: 'files' }, missing)
   const validator = createValidator({
     schemasDir: config.CONFIG_SCHEMAS_DIR,
     unknownKeys: config.CONFIG_STORE_UNKNOWN_KEYS,

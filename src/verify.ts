@@ -3,37 +3,46 @@
 import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'
 import type { FileStore } from '../stores/file-store.js'
-import { LAYER_ORDER, type LayerName, parseDocument } from '../stores/types.js'
+import { isValidKey, LAYER_ORDER, type LayerName, parseDocument } from '../stores/types.js'
 import { canonicalHash, compareStamps } from './canonical.js'
 import { AppError } from './errors.js'
 import type { LayerCheck, VerifyReply, VerifyResult } from './schemas/ops.js'
 import type { ConfigStore } from './store.js'
 import type { DocumentValidator } from './validation.js'
 
-export const DEFAULT_KEYS = [
-  'magic_link_tokens',
-  'polling_config',
-  'processing_prefs',
-  'routing_rules',
-  'runtime_flags',
-  'webhook_config',
-]
-
-/** The keys asked for, de-duplicated in order; unknown or malformed ones are a 400 listing the allowed keys. */
+/** The keys to check: those asked for (any valid key name, de-duplicated in order; a malformed one is a 400), or by
+ * default every built-in key and every key any layer holds, that the caller may read. */
 export function selectKeys(
   validator: DocumentValidator,
   requested: string[] | undefined,
   mayRead: (key: string) => boolean = () => true,
+  present: Iterable<string> = [],
 ): string[] {
-  if (requested === undefined || requested.length === 0) return DEFAULT_KEYS.filter(mayRead)
-  const allowed = validator.schemaKeys()
-  const unknown = requested.filter((k) => !allowed.includes(k))
-  if (unknown.length > 0) {
-    throw new AppError('BAD_REQUEST', `unknown keys: ${unknown.join(', ')}; allowed: ${allowed.join(', ')}`, {
-      details: unknown.map((k) => ({ path: k, message: `not one of: ${allowed.join(', ')}` })),
+  if (requested === undefined || requested.length === 0)
+    return [...new Set([...validator.schemaKeys(), ...present])].sort().filter(mayRead)
+  const malformed = requested.filter((k) => !isValidKey(k))
+  if (malformed.length > 0) {
+    throw new AppError('BAD_REQUEST', `not valid key names: ${malformed.join(', ')} (keys match ^[a-z0-9_-]{1,128}$)`, {
+      details: malformed.map((k) => ({ path: k, message: 'is not a valid key name' })),
     })
   }
   return [...new Set(requested)]
+}
+
+/** Every key the layers hold, and the layers that could not list theirs. */
+export async function presentKeys(store: ConfigStore): Promise<{ keys: Set<string>; unreachable: LayerName[] }> {
+  const keys = new Set<string>()
+  const unreachable: LayerName[] = []
+  await Promise.all(
+    store.layers.map(async (l) => {
+      try {
+        for (const k of await l.listKeys()) keys.add(k)
+      } catch {
+        unreachable.push(l.name)
+      }
+    }),
+  )
+  return { keys, unreachable }
 }
 
 interface VerifyOptions {
@@ -47,15 +56,21 @@ interface VerifyOptions {
 }
 
 export async function verifyConfigStore(store: ConfigStore, options: VerifyOptions): Promise<VerifyReply> {
-  const keys = selectKeys(store.validator, options.keys, options.mayRead)
+  const present = await presentKeys(store)
+  const keys = selectKeys(store.validator, options.keys, options.mayRead, present.keys)
   const results = await Promise.all(keys.map((key) => verifyKey(store, key, options)))
-  const ok = results.every((r) => r.valid && (!options.failOnDrift || r.drift.length === 0))
+  // A configured layer that could not be reached leaves the check incomplete: never "all OK" then.
+  const unreachable = new Set<LayerName>(present.unreachable)
+  for (const r of results)
+    for (const [name, c] of Object.entries(r.layers)) if (c.state === 'unavailable') unreachable.add(name as LayerName)
+  const ok = unreachable.size === 0 && results.every((r) => r.valid && (!options.failOnDrift || r.drift.length === 0))
   return {
     status: 'success',
     success: ok,
     ok,
     exit_code: ok ? 0 : 1,
     keys,
+    unreachable: [...unreachable].sort(),
     results,
     timestamp: new Date().toISOString(),
   }
@@ -125,15 +140,22 @@ async function verifyKey(store: ConfigStore, key: string, options: VerifyOptions
   for (const n of down) warnings.push(`${n} unavailable: ${layers[n]?.reason}`)
 
   let message = 'OK'
+  let status: VerifyResult['status'] = 'OK'
   if (effective === undefined) {
-    message =
-      down.length > 0
-        ? `not found in the layers that answered; ${down.join(', ')} unavailable`
-        : 'not found in any layer'
+    if (down.length > 0) {
+      status = 'INVALID'
+      message = `not found in the layers that answered; ${down.join(', ')} unavailable`
+    } else if (spec?.emptyAllowed) {
+      message = 'empty (allowed)' // as the legacy check treats an absent routing_rules or runtime_flags
+    } else {
+      status = 'MISSING'
+      message = 'not found in any layer'
+    }
   } else if (!effective.valid) {
+    status = 'INVALID'
     message = `${source}: ${describe(effective.errors)}`
   }
-  const valid = message === 'OK'
+  const valid = status === 'OK'
   const secretHidden = spec?.secret === true && !options.admin
   const summary = [
     source ? `served by ${source}` : 'not served',
@@ -146,7 +168,7 @@ async function verifyKey(store: ConfigStore, key: string, options: VerifyOptions
   return {
     key,
     valid,
-    status: valid ? 'OK' : 'INVALID',
+    status,
     message,
     summary,
     source,

@@ -1,6 +1,6 @@
 // The config-store command line, run as a child process against real Redis, a loopback PHP server and real files.
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
@@ -76,13 +76,22 @@ describe('config-store check', () => {
     const env = filesEnv()
     for (const [key, doc] of Object.entries(VALID))
       writeFileSync(join(env.CONFIG_FILES_DIR, `${key}.json`), JSON.stringify(doc))
+    // Every built-in key is checked: webhook_time_window, held by no layer, is MISSING (exit 1) …
+    const missing = await cli(['check'], env)
+    expect(missing.code).toBe(1)
+    expect(missing.stdout).toContain('webhook_time_window: MISSING\n7 keys checked: 6 OK, 0 INVALID, 1 MISSING\n')
+    // … and an absent routing_rules is OK ("empty (allowed)"), as the legacy check has it.
+    writeFileSync(join(env.CONFIG_FILES_DIR, 'webhook_time_window.json'), '{"start":"","end":""}')
+    rmSync(join(env.CONFIG_FILES_DIR, 'routing_rules.json'))
+    writeFileSync(join(env.CONFIG_FILES_DIR, 'team_a_flags.json'), '{"a":1}') // a key of no schema is checked too
     const ok = await cli(['check'], env)
     expect(ok.code).toBe(0)
+    const keys = [...Object.keys(VALID), 'team_a_flags', 'webhook_time_window'].sort()
     expect(ok.stdout).toBe(
-      `${Object.keys(VALID)
-        .map((k) => `${k}: OK`)
-        .join('\n')}\n6 keys checked: 6 OK, 0 INVALID\n${'-'.repeat(40)}\n`,
+      `${keys.map((k) => `${k}: OK`).join('\n')}\n8 keys checked: 8 OK, 0 INVALID, 0 MISSING\n${'-'.repeat(40)}\n`,
     )
+    const asJson = JSON.parse((await cli(['check', '--json', '--keys', 'routing_rules'], env)).stdout)
+    expect(asJson.results[0]).toMatchObject({ status: 'OK', message: 'empty (allowed)' })
 
     writeFileSync(join(env.CONFIG_FILES_DIR, 'polling_config.json'), JSON.stringify({ active_days: [9] }))
     const bad = await cli(['check', '--keys', 'polling_config', 'webhook_config'], env)
@@ -90,7 +99,7 @@ describe('config-store check', () => {
     expect(bad.stdout.split('\n').slice(0, 3)).toEqual([
       'polling_config: INVALID (files: /active_days/0 must be <= 6)',
       'webhook_config: OK',
-      '2 keys checked: 1 OK, 1 INVALID',
+      '2 keys checked: 1 OK, 1 INVALID, 0 MISSING',
     ])
 
     const json = await cli(['check', '--json', '--keys', 'polling_config'], env)
@@ -102,9 +111,11 @@ describe('config-store check', () => {
       results: [{ status: 'INVALID' }],
     })
 
-    const unknown = await cli(['check', '--keys', 'nope'], env)
-    expect(unknown.code).toBe(2)
-    expect(unknown.stderr).toMatch(/^config-store: unknown keys: nope; allowed: magic_link_tokens, .*\n$/)
+    const nope = await cli(['check', '--keys', 'nope'], env) // any valid key name: this one is held by no layer
+    expect(nope).toMatchObject({ code: 1, stdout: expect.stringContaining('nope: MISSING') })
+    const malformed = await cli(['check', '--keys', 'Not_A_Key'], env)
+    expect(malformed.code).toBe(2)
+    expect(malformed.stderr).toMatch(/^config-store: not valid key names: Not_A_Key/)
   })
 })
 
@@ -113,17 +124,23 @@ describe('config-store migrate', () => {
     const env = { ...redisEnv(), EXTERNAL_CONFIG_BASE_URL: php.url, CONFIG_API_TOKEN: php.token }
     await buildLegacyWorld({ dir: env.CONFIG_FILES_DIR, php, redis, prefix: env.CONFIG_STORE_REDIS_PREFIX })
 
-    const none = await cli(['migrate', '--only', 'nope', '--only', 'Also Bad'], env)
+    const none = await cli(['migrate', '--only', '../x', '--only', 'Also Bad'], env)
     expect(none.code).toBe(2)
     expect(none.stderr).toContain('No valid values provided for --only')
 
-    const dry = await cli(['migrate', '--dry-run', '--only', 'polling_config', '--only', 'nope'], env)
-    expect(dry).toMatchObject({ code: 0, stdout: 'polling_config: DRY (source=php)\n' })
-    expect(dry.stderr).toContain('ignoring --only nope')
+    const dry = await cli(['migrate', '--dry-run', '--only', 'polling_config', '--only', 'no/pe'], env)
+    expect(dry.code).toBe(0)
+    expect(dry.stdout).toMatch(
+      /^polling_config: DRY \(source=php\)\npolling_config: would change added .*\ndry run: 1 keys: 1 would_migrate\n$/,
+    )
+    expect(dry.stderr).toContain('ignoring --only no/pe')
     expect(await redis.get(`${env.CONFIG_STORE_REDIS_PREFIX}polling_config`)).toBeNull()
 
     const run = await cli(['migrate', '--only', 'POLLING_CONFIG'], env)
-    expect(run).toMatchObject({ code: 0, stdout: 'polling_config: OK (source=php)\npolling_config: VERIFY OK\n' })
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: 'polling_config: OK (source=php)\npolling_config: VERIFY OK\n1 keys: 1 migrated\n',
+    })
 
     const json = await cli(['migrate', '--json', '--no-verify', '--require-redis'], env)
     expect(json.code).toBe(1) // routing_rules is invalid in the legacy world
@@ -160,13 +177,15 @@ describe('config-store get, set, export, import', () => {
 
     const invalid = await cli(['set', 'polling_config', '-'], env, '{"active_days": [9]}')
     expect(invalid.code).toBe(1)
-    expect(invalid.stderr).toBe('config-store: polling_config does not match its schema\n')
+    expect(invalid.stderr).toBe(
+      'config-store: polling_config does not match its schema\n  /active_days/0 must be <= 6\n',
+    )
     const notJson = await cli(['set', 'polling_config', '-'], env, '{oops')
     expect(notJson).toMatchObject({ code: 2, stderr: 'config-store: standard input is not valid JSON\n' })
     expect(await redis.get(`${env.CONFIG_STORE_REDIS_PREFIX}polling_config`)).toBeNull()
   })
 
-  it('export → import round trip gives back the same content, byte for byte', async () => {
+  it('export → import round trip gives back the same content, byte for byte', { timeout: 60_000 }, async () => {
     const env = redisEnv()
     for (const [key, doc] of Object.entries(VALID)) await cli(['set', key, '-'], env, JSON.stringify(doc))
     const bundles = tempDir('bundles') // outside CONFIG_FILES_DIR, where a .json file would be a key

@@ -2,7 +2,7 @@
 // code: a ReDoS sender, deep and wide bodies, planted values in every layer, a PHP host answering without end, a
 // client trickling its body.
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { connect } from 'node:net'
 import { join } from 'node:path'
@@ -212,6 +212,7 @@ describe('7. key and field names that are Object.prototype members', () => {
     const bundle = join(dir, 'bundle.json')
     const configs = '{"constructor":{"a":1},"__proto__":{"b":2}}'
     writeFileSync(bundle, `{"format":"config-store-export/1","configs":${configs}}`)
+    mkdirSync(join(dir, 'data'))
     const env = { ...process.env, CONFIG_FILES_DIR: join(dir, 'data'), REDIS_URL: '' }
     const cli = (...args: string[]) =>
       spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, encoding: 'utf8' })

@@ -3,7 +3,9 @@ import { type Static, Type } from 'typebox'
 import { LayerNameSchema, Timestamp } from './api.js'
 
 const Detail = Type.Object({ path: Type.String(), message: Type.String() })
-const Keys = Type.Array(Type.String(), { description: 'config keys; default: the six critical keys' })
+const Keys = Type.Array(Type.String(), {
+  description: 'config keys; default: every built-in key and every key a layer holds',
+})
 
 export const VerifyBody = Type.Object({
   keys: Type.Optional(Keys),
@@ -34,7 +36,9 @@ export const Drift = Type.Object({
 export const VerifyResult = Type.Object({
   key: Type.String(),
   valid: Type.Boolean(),
-  status: Type.Union([Type.Literal('OK'), Type.Literal('INVALID')]),
+  status: Type.Union([Type.Literal('OK'), Type.Literal('INVALID'), Type.Literal('MISSING')], {
+    description: 'MISSING: no layer holds the key (and every layer answered)',
+  }),
   message: Type.String(),
   summary: Type.String(),
   source: Type.Union([LayerNameSchema, Type.Null()]),
@@ -54,6 +58,9 @@ export const VerifyReply = Type.Object({
   ok: Type.Boolean(),
   exit_code: Type.Integer(),
   keys: Type.Array(Type.String()),
+  unreachable: Type.Array(LayerNameSchema, {
+    description: 'configured layers that could not be reached: the check is incomplete and exit_code is 1',
+  }),
   results: Type.Array(VerifyResult),
   timestamp: Timestamp,
 })
