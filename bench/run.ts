@@ -27,7 +27,10 @@ const POST_KEY = 'webhook_config'
 
 /** A valid document of about `bytes` bytes for `key`, built from fields its schema names. */
 function documentOf(key: string, bytes: number): Record<string, unknown> {
-  const words = Array.from({ length: Math.max(1, Math.round(bytes / 24)) }, (_, i) => `keyword-number-${i}`)
+  // Above 64 KB, longer items: a 512 KB document of 24-byte items would hold more values than CONFIG_MAX_NODES.
+  const unit = bytes > 65_536 ? 64 : 24
+  const word = (i: number) => (unit === 24 ? `keyword-number-${i}` : `keyword-number-${i}-${'x'.repeat(40)}`)
+  const words = Array.from({ length: Math.max(1, Math.round(bytes / unit)) }, (_, i) => word(i))
   if (key === POST_KEY) return { webhook_url: 'https://hooks.example.com/in', webhook_ssl_verify: true, notes: words }
   return { exclude_keywords: words, retry_count: 3, notify_on_failure: true }
 }
@@ -200,7 +203,8 @@ async function main(): Promise<void> {
   try {
     const redisMain = await startRedisServer({ persist: false })
     const redisDown = await startRedisServer({ persist: false })
-    redisServers.push(redisMain, redisDown)
+    const redisLkg = await startRedisServer({ persist: false })
+    redisServers.push(redisMain, redisDown, redisLkg)
     const client = new Redis(redisMain.url)
 
     const doc2k = documentOf(KEY, 2048)
@@ -213,7 +217,9 @@ async function main(): Promise<void> {
     )
     const downDir = mkdtempSync(join(tmpdir(), 'config-store-bench-down-'))
     const down = await startProcess('redis-down', SERVICE, serviceEnv(redisDown.url, downDir), '/health')
-    servers.push(service, uncached, down)
+    const lkgDir = mkdtempSync(join(tmpdir(), 'config-store-bench-lkg-'))
+    const lkg = await startProcess('redis-down-lkg', SERVICE, serviceEnv(redisLkg.url, lkgDir), '/health')
+    servers.push(service, uncached, down, lkg)
 
     const post = (s: Server, key: string, doc: object) =>
       fetch(`${s.base}/api/config/${key}`, {
@@ -227,6 +233,15 @@ async function main(): Promise<void> {
     // The Redis-down instance: the same document in its files layer, then its Redis stopped.
     writeFileSync(join(downDir, `${KEY}.json`), JSON.stringify({ ...doc2k, _updated_at: new Date().toISOString() }))
     await redisDown.stop()
+    // The last-known-good instance: the document written through it and read once (its snapshot holds the Redis
+    // copy), an older copy in its files layer, then its Redis stopped: reads are answered stale, from the snapshot.
+    await post(lkg, KEY, doc2k)
+    await fetch(`${lkg.base}/api/config/${KEY}`, { headers: AUTH })
+    writeFileSync(join(lkgDir, `${KEY}.json`), JSON.stringify({ ...doc2k, _updated_at: '2000-01-01T00:00:00.000Z' }))
+    await redisLkg.stop()
+    const staleProbe = await fetch(`${lkg.base}/api/config/${KEY}`, { headers: AUTH })
+    if (staleProbe.headers.get('x-config-stale') !== '1')
+      throw new Error('the last-known-good instance did not answer stale')
 
     const cachedBody = await (await fetch(`${service.base}/api/config/${KEY}`, { headers: AUTH })).text()
     const bodyFile = join(dir, 'body.json')
@@ -253,6 +268,7 @@ async function main(): Promise<void> {
       ['GET uncached', (duration) => load(uncached, `/api/config/${KEY}`, { duration })],
       ['POST', (duration) => load(service, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody, duration })],
       ['GET redis down', (duration) => load(down, `/api/config/${KEY}`, { duration })],
+      ['GET redis down, last-known-good', (duration) => load(lkg, `/api/config/${KEY}`, { duration })],
       ['GET legacy', (duration) => load(service, `/config_api.php?key=${KEY}`, { duration })],
     ]
     // Warm every server up once (JIT, connection pools), then alternate.
@@ -323,7 +339,9 @@ function render(
     `| ${name} | ${Math.round(x.rps)} | ${x.p50} | ${x.p99} | ${x.errors} | ${x.rssMb.toFixed(0)} |`
   const ratio = (a: number, b: number) => (b === 0 ? Number.POSITIVE_INFINITY : a / b)
   const rssPeak = Math.max(
-    ...['GET cached', 'GET uncached', 'POST', 'GET redis down', 'GET legacy'].map((n) => g(n).rssMb),
+    ...['GET cached', 'GET uncached', 'POST', 'GET redis down', 'GET redis down, last-known-good', 'GET legacy'].map(
+      (n) => g(n).rssMb,
+    ),
   )
   const targets: Array<[string, string, boolean]> = [
     [
@@ -345,6 +363,12 @@ function render(
       'GET with Redis down: errors, p99 ÷ cached GET p99',
       `${g('GET redis down').errors} errors, ${ratio(g('GET redis down').p99, g('GET cached').p99).toFixed(2)} (0, ≤ 2)`,
       g('GET redis down').errors === 0 && ratio(g('GET redis down').p99, g('GET cached').p99) <= 2,
+    ],
+    [
+      'GET with Redis down from last-known-good: errors, p99 ÷ cached GET p99',
+      `${g('GET redis down, last-known-good').errors} errors, ${ratio(g('GET redis down, last-known-good').p99, g('GET cached').p99).toFixed(2)} (0, ≤ 2)`,
+      g('GET redis down, last-known-good').errors === 0 &&
+        ratio(g('GET redis down, last-known-good').p99, g('GET cached').p99) <= 2,
     ],
     [
       'POST req/s ÷ ceiling-redis req/s',

@@ -73,9 +73,7 @@ export class LastKnownGood {
     if (layers?.get(layer) === sum) return
     if (layers === undefined) this.#index.set(key, new Map([[layer, sum]]))
     else layers.set(layer, sum)
-    this.#update(key, (s) => {
-      s.layers[layer] = { json: copy.json, updatedAt: copy.updatedAt }
-    })
+    this.#change(key, layer, { json: copy.json, updatedAt: copy.updatedAt })
   }
 
   /** `layer` answered that it does not hold `key` (or it was deleted): nothing of it to fall back on. */
@@ -84,14 +82,14 @@ export class LastKnownGood {
     if (layers === undefined || !layers.has(layer)) return
     layers.delete(layer)
     if (layers.size === 0) this.#index.delete(key)
-    this.#update(key, (s) => {
-      delete s.layers[layer]
-    })
+    this.#change(key, layer, null)
   }
 
-  /** The copy of `layer` last seen, from the snapshot. */
+  /** The copy of `layer` last seen: one not yet on disk, or the snapshot's. */
   async get(layer: LayerName, key: string): Promise<KnownCopy | undefined> {
     if (this.#index.get(key)?.has(layer) !== true) return undefined
+    const pending = this.#pending.get(key)?.get(layer)
+    if (pending !== undefined) return pending ?? undefined
     await this.#writing.get(key)
     return (await this.#read(key))?.layers[layer]
   }
@@ -101,26 +99,43 @@ export class LastKnownGood {
     await Promise.all(this.#writing.values())
   }
 
-  #update(key: string, change: (s: Snapshot) => void): void {
+  // Changes wait in #pending until the key's snapshot is written; however many arrive meanwhile (a key written
+  // thousands of times a second), the next write of the file carries them all at once.
+  readonly #pending = new Map<string, Map<LayerName, KnownCopy | null>>()
+
+  #change(key: string, layer: LayerName, copy: KnownCopy | null): void {
+    const waiting = this.#pending.get(key)
+    if (waiting !== undefined) {
+      waiting.set(layer, copy)
+      return
+    }
+    this.#pending.set(key, new Map([[layer, copy]]))
     const previous = this.#writing.get(key) ?? Promise.resolve()
-    const next = previous.then(async () => {
-      const snapshot = (await this.#read(key)) ?? { key, layers: {} }
-      change(snapshot)
-      const file = join(this.dir, `${key}.json`)
-      try {
-        if (Object.keys(snapshot.layers).length === 0) return await rm(file, { force: true })
-        await mkdir(this.dir, { recursive: true, mode: 0o700 })
-        const tmp = join(this.dir, `.${key}.${randomBytes(4).toString('hex')}.tmp`)
-        await writeFile(tmp, JSON.stringify(snapshot), { mode: 0o600, flag: 'wx' })
-        await rename(tmp, file)
-      } catch (err) {
-        this.log.warn({ key, dir: this.dir, reason: reasonOf(err) }, 'could not update the last-known-good snapshot')
-      }
-    })
+    const next = previous.then(() => this.#flush(key))
     this.#writing.set(key, next)
     void next.finally(() => {
       if (this.#writing.get(key) === next) this.#writing.delete(key)
     })
+  }
+
+  async #flush(key: string): Promise<void> {
+    const snapshot = (await this.#read(key)) ?? { key, layers: {} }
+    const changes = this.#pending.get(key)
+    this.#pending.delete(key)
+    for (const [layer, copy] of changes ?? []) {
+      if (copy === null) delete snapshot.layers[layer]
+      else snapshot.layers[layer] = copy
+    }
+    const file = join(this.dir, `${key}.json`)
+    try {
+      if (Object.keys(snapshot.layers).length === 0) return await rm(file, { force: true })
+      await mkdir(this.dir, { recursive: true, mode: 0o700 })
+      const tmp = join(this.dir, `.${key}.${randomBytes(4).toString('hex')}.tmp`)
+      await writeFile(tmp, JSON.stringify(snapshot), { mode: 0o600, flag: 'wx' })
+      await rename(tmp, file)
+    } catch (err) {
+      this.log.warn({ key, dir: this.dir, reason: reasonOf(err) }, 'could not update the last-known-good snapshot')
+    }
   }
 
   async #read(key: string): Promise<Snapshot | undefined> {
