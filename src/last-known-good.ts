@@ -1,14 +1,15 @@
-// Last-known-good (docs: README "Outages"): per key and per layer, the newest copy this instance has seen — written,
-// read, or re-read after a change notice — so that while a layer is unreachable a read never turns back the clock to
-// an older copy in a lower layer. In memory only the stamp and a digest are kept (the cache bound holds for every
-// copy in memory); the documents are in a snapshot on disk, one 0600 file per key in CONFIG_LKG_DIR, that survives a
-// restart. A snapshot file is replaced atomically (temp file, rename); the last change before a power loss may be
+// Last-known-good (README "Outages and honest answers"): per key and per layer, the newest copy this instance has
+// seen — written, read, or re-read after a change notice — so that while a layer is unreachable a read never turns
+// back the clock to an older copy in a lower layer. In memory: a digest per copy, and the copies recently used within
+// a byte bound (the share of CONFIG_CACHE_MAX_BYTES); every copy is in a snapshot on disk, one 0600 file per key in
+// CONFIG_LKG_DIR, that survives a restart. A snapshot file is replaced atomically (temp file, rename); the last change before a power loss may be
 // lost, never a file half written.
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import { isValidKey, type LayerName } from '../stores/types.js'
+import { ByteMap, bytesOf } from './byte-map.js'
 import { reasonOf } from './errors.js'
 
 export interface KnownCopy {
@@ -30,10 +31,17 @@ export class LastKnownGood {
   /** Snapshot writes of one key run in order. */
   readonly #writing = new Map<string, Promise<void>>()
 
+  /** Copies recently seen or read back, so that an outage's reads do not read the snapshot each time; bounded by
+   * its share of CONFIG_CACHE_MAX_BYTES. */
+  readonly #recent: ByteMap<KnownCopy>
+
   constructor(
     readonly dir: string,
     readonly log: Logger,
-  ) {}
+    maxBytes = 16 * 1024 * 1024,
+  ) {
+    this.#recent = new ByteMap(maxBytes)
+  }
 
   /** Reads the snapshot a previous run left (a file that does not parse is skipped, and says so). */
   async load(): Promise<void> {
@@ -73,7 +81,9 @@ export class LastKnownGood {
     if (layers?.get(layer) === sum) return
     if (layers === undefined) this.#index.set(key, new Map([[layer, sum]]))
     else layers.set(layer, sum)
-    this.#change(key, layer, { json: copy.json, updatedAt: copy.updatedAt })
+    const known = { json: copy.json, updatedAt: copy.updatedAt }
+    this.#recent.set(`${layer}:${key}`, known, bytesOf(copy.json) + 64)
+    this.#change(key, layer, known)
   }
 
   /** `layer` answered that it does not hold `key` (or it was deleted): nothing of it to fall back on. */
@@ -82,16 +92,22 @@ export class LastKnownGood {
     if (layers === undefined || !layers.has(layer)) return
     layers.delete(layer)
     if (layers.size === 0) this.#index.delete(key)
+    this.#recent.delete(`${layer}:${key}`)
     this.#change(key, layer, null)
   }
 
   /** The copy of `layer` last seen: one not yet on disk, or the snapshot's. */
   async get(layer: LayerName, key: string): Promise<KnownCopy | undefined> {
     if (this.#index.get(key)?.has(layer) !== true) return undefined
+    const recent = this.#recent.get(`${layer}:${key}`)
+    if (recent !== undefined) return recent
     const pending = this.#pending.get(key)?.get(layer)
     if (pending !== undefined) return pending ?? undefined
     await this.#writing.get(key)
-    return (await this.#read(key))?.layers[layer]
+    const copy = (await this.#read(key))?.layers[layer]
+    if (copy !== undefined && this.#index.get(key)?.has(layer))
+      this.#recent.set(`${layer}:${key}`, copy, bytesOf(copy.json) + 64)
+    return copy
   }
 
   /** Resolves when every snapshot write started so far is on disk. */

@@ -93,12 +93,12 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
     unknownKeys: config.CONFIG_STORE_UNKNOWN_KEYS,
     aliases: magicLinkAliases(config.CONFIG_FILES_DIR, config.MAGIC_LINK_TOKENS_FILE),
   })
-  // CONFIG_CACHE_MAX_BYTES bounds every in-memory copy of stored texts: half for the cache of resolved reads, a quarter
-  // each for the Redis and files layers' memos of what their texts hold.
+  // CONFIG_CACHE_MAX_BYTES bounds every in-memory copy of stored texts: 3/8 for the cache of resolved reads, 1/8 for
+  // the last-known-good copies in use, a quarter each for the Redis and files layers' memos of what their texts hold.
   const memory = config.CONFIG_CACHE_MAX_BYTES
   const limits = (share: number) => ({ maxBytes: memory * share, maxNodes: config.CONFIG_MAX_NODES })
-  const cache = new ConfigCache({ ttlMs: config.CONFIG_CACHE_TTL_MS, maxBytes: memory / 2 })
-  const lkg = new LastKnownGood(config.lkgDir, log)
+  const cache = new ConfigCache({ ttlMs: config.CONFIG_CACHE_TTL_MS, maxBytes: (memory * 3) / 8 })
+  const lkg = new LastKnownGood(config.lkgDir, log, memory / 8)
   const loaded = lkg.load()
   const layers: Layer[] = []
   const clients: Redis[] = []
