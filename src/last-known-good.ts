@@ -1,16 +1,18 @@
 // Last-known-good (README "Outages and honest answers"): per key and per layer, the newest copy this instance has
 // seen — written, read, or re-read after a change notice — so that while a layer is unreachable a read never turns
 // back the clock to an older copy in a lower layer. In memory: a digest per copy, and the copies recently used within
-// a byte bound (the share of CONFIG_CACHE_MAX_BYTES); every copy is in a snapshot on disk, one 0600 file per key in
-// CONFIG_LKG_DIR, that survives a restart. A snapshot file is replaced atomically (temp file, rename); the last change before a power loss may be
-// lost, never a file half written.
+// a byte bound (a share of CONFIG_CACHE_MAX_BYTES). On disk, in CONFIG_LKG_DIR, a snapshot that survives a restart:
+// one 0600 file per key and layer, `<key>.<layer>` (key names hold no dot), holding a header line and the document's
+// JSON text as it is, so writing one costs no serialisation. A file is replaced atomically (temp file, rename); the
+// last change before a power loss may be lost, never a file half written.
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import { isValidKey, type LayerName } from '../stores/types.js'
+import { isValidKey, LAYER_ORDER, type LayerName } from '../stores/types.js'
 import { ByteMap, bytesOf } from './byte-map.js'
 import { reasonOf } from './errors.js'
+import { jsonLimitError } from './json-limits.js'
 
 export interface KnownCopy {
   /** The document's compact JSON text. */
@@ -18,22 +20,18 @@ export interface KnownCopy {
   updatedAt: string | null
 }
 
-interface Snapshot {
-  key: string
-  layers: Partial<Record<LayerName, KnownCopy>>
-}
-
 const digest = (json: string) => createHash('sha256').update(json).digest('base64')
+const fileName = (layer: LayerName, key: string) => `${key}.${layer}`
 
 export class LastKnownGood {
-  /** key → layer → digest of the copy on disk. */
+  /** key → layer → digest of the copy last seen. */
   readonly #index = new Map<string, Map<LayerName, string>>()
-  /** Snapshot writes of one key run in order. */
-  readonly #writing = new Map<string, Promise<void>>()
-
-  /** Copies recently seen or read back, so that an outage's reads do not read the snapshot each time; bounded by
-   * its share of CONFIG_CACHE_MAX_BYTES. */
+  /** Copies recently seen or read back, so that an outage's reads do not read the snapshot each time. */
   readonly #recent: ByteMap<KnownCopy>
+  /** Per file: the change waiting to be written (null: remove the file), and the write in progress. Changes that
+   * arrive while a write runs replace each other: a key written thousands of times a second is written once a turn. */
+  readonly #pending = new Map<string, KnownCopy | null>()
+  readonly #writing = new Map<string, Promise<void>>()
 
   constructor(
     readonly dir: string,
@@ -53,12 +51,15 @@ export class LastKnownGood {
         this.log.warn({ dir: this.dir, reason: reasonOf(err) }, 'last-known-good snapshot unavailable')
       return
     }
-    for (const name of names.filter((n) => n.endsWith('.json'))) {
-      const snapshot = await this.#read(name.slice(0, -5))
-      if (snapshot === undefined) continue
-      const layers = new Map<LayerName, string>()
-      for (const [layer, copy] of Object.entries(snapshot.layers)) layers.set(layer as LayerName, digest(copy.json))
-      this.#index.set(snapshot.key, layers)
+    for (const name of names) {
+      const dot = name.lastIndexOf('.')
+      const [key, layer] = [name.slice(0, dot), name.slice(dot + 1) as LayerName]
+      if (dot <= 0 || !isValidKey(key) || !LAYER_ORDER.includes(layer)) continue
+      const copy = await this.#read(layer, key)
+      if (copy === undefined) continue
+      const layers = this.#index.get(key) ?? new Map<LayerName, string>()
+      layers.set(layer, digest(copy.json))
+      this.#index.set(key, layers)
     }
   }
 
@@ -82,8 +83,8 @@ export class LastKnownGood {
     if (layers === undefined) this.#index.set(key, new Map([[layer, sum]]))
     else layers.set(layer, sum)
     const known = { json: copy.json, updatedAt: copy.updatedAt }
-    this.#recent.set(`${layer}:${key}`, known, bytesOf(copy.json) + 64)
-    this.#change(key, layer, known)
+    this.#recent.set(fileName(layer, key), known, bytesOf(copy.json) + 64)
+    this.#change(fileName(layer, key), known)
   }
 
   /** `layer` answered that it does not hold `key` (or it was deleted): nothing of it to fall back on. */
@@ -92,84 +93,69 @@ export class LastKnownGood {
     if (layers === undefined || !layers.has(layer)) return
     layers.delete(layer)
     if (layers.size === 0) this.#index.delete(key)
-    this.#recent.delete(`${layer}:${key}`)
-    this.#change(key, layer, null)
+    this.#recent.delete(fileName(layer, key))
+    this.#change(fileName(layer, key), null)
   }
 
-  /** The copy of `layer` last seen: one not yet on disk, or the snapshot's. */
+  /** The copy of `layer` last seen: from memory when it is there, else from the snapshot. */
   async get(layer: LayerName, key: string): Promise<KnownCopy | undefined> {
-    if (this.#index.get(key)?.has(layer) !== true) return undefined
-    const recent = this.#recent.get(`${layer}:${key}`)
-    if (recent !== undefined) return recent
-    const pending = this.#pending.get(key)?.get(layer)
-    if (pending !== undefined) return pending ?? undefined
-    await this.#writing.get(key)
-    const copy = (await this.#read(key))?.layers[layer]
-    if (copy !== undefined && this.#index.get(key)?.has(layer))
-      this.#recent.set(`${layer}:${key}`, copy, bytesOf(copy.json) + 64)
+    if (!this.knows(layer, key)) return undefined
+    const name = fileName(layer, key)
+    const known = this.#recent.get(name) ?? this.#pending.get(name)
+    if (known !== undefined) return known ?? undefined
+    await this.#writing.get(name)
+    const copy = await this.#read(layer, key)
+    if (copy !== undefined && this.knows(layer, key)) this.#recent.set(name, copy, bytesOf(copy.json) + 64)
     return copy
   }
 
   /** Resolves when every snapshot write started so far is on disk. */
   async flushed(): Promise<void> {
-    await Promise.all(this.#writing.values())
+    while (this.#writing.size > 0) await Promise.all(this.#writing.values())
   }
 
-  // Changes wait in #pending until the key's snapshot is written; however many arrive meanwhile (a key written
-  // thousands of times a second), the next write of the file carries them all at once.
-  readonly #pending = new Map<string, Map<LayerName, KnownCopy | null>>()
-
-  #change(key: string, layer: LayerName, copy: KnownCopy | null): void {
-    const waiting = this.#pending.get(key)
-    if (waiting !== undefined) {
-      waiting.set(layer, copy)
-      return
-    }
-    this.#pending.set(key, new Map([[layer, copy]]))
-    const previous = this.#writing.get(key) ?? Promise.resolve()
-    const next = previous.then(() => this.#flush(key))
-    this.#writing.set(key, next)
+  #change(name: string, copy: KnownCopy | null): void {
+    const queued = this.#pending.has(name)
+    this.#pending.set(name, copy)
+    if (queued) return
+    const next = (this.#writing.get(name) ?? Promise.resolve()).then(() => this.#flush(name))
+    this.#writing.set(name, next)
     void next.finally(() => {
-      if (this.#writing.get(key) === next) this.#writing.delete(key)
+      if (this.#writing.get(name) === next) this.#writing.delete(name)
     })
   }
 
-  async #flush(key: string): Promise<void> {
-    const snapshot = (await this.#read(key)) ?? { key, layers: {} }
-    const changes = this.#pending.get(key)
-    this.#pending.delete(key)
-    for (const [layer, copy] of changes ?? []) {
-      if (copy === null) delete snapshot.layers[layer]
-      else snapshot.layers[layer] = copy
-    }
-    const file = join(this.dir, `${key}.json`)
+  async #flush(name: string): Promise<void> {
+    const copy = this.#pending.get(name)
+    this.#pending.delete(name)
+    const file = join(this.dir, name)
     try {
-      if (Object.keys(snapshot.layers).length === 0) return await rm(file, { force: true })
+      if (copy === null || copy === undefined) return await rm(file, { force: true })
       await mkdir(this.dir, { recursive: true, mode: 0o700 })
-      const tmp = join(this.dir, `.${key}.${randomBytes(4).toString('hex')}.tmp`)
-      await writeFile(tmp, JSON.stringify(snapshot), { mode: 0o600, flag: 'wx' })
+      const tmp = join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`)
+      await writeFile(tmp, `${JSON.stringify(copy.updatedAt)}\n${copy.json}`, { mode: 0o600, flag: 'wx' })
       await rename(tmp, file)
     } catch (err) {
-      this.log.warn({ key, dir: this.dir, reason: reasonOf(err) }, 'could not update the last-known-good snapshot')
+      this.log.warn({ file, reason: reasonOf(err) }, 'could not update the last-known-good snapshot')
     }
   }
 
-  async #read(key: string): Promise<Snapshot | undefined> {
-    if (!isValidKey(key)) return undefined
+  async #read(layer: LayerName, key: string): Promise<KnownCopy | undefined> {
     let text: string
     try {
-      text = await readFile(join(this.dir, `${key}.json`), 'utf8')
+      text = await readFile(join(this.dir, fileName(layer, key)), 'utf8')
     } catch {
       return undefined
     }
+    const newline = text.indexOf('\n')
     try {
-      const snapshot = JSON.parse(text) as Snapshot
-      if (snapshot.key === key && typeof snapshot.layers === 'object' && snapshot.layers !== null) {
-        // Null prototype: layer names index it, and nothing else may.
-        return { key, layers: Object.assign(Object.create(null), snapshot.layers) }
-      }
+      const updatedAt: unknown = JSON.parse(text.slice(0, newline))
+      const json = text.slice(newline + 1)
+      // Written by this service, but a file on disk: checked for depth like any stored text before it is served.
+      const shape = newline > 0 && json.startsWith('{') && jsonLimitError(json, Number.MAX_SAFE_INTEGER) === undefined
+      if (shape && (updatedAt === null || typeof updatedAt === 'string')) return { json, updatedAt }
     } catch {}
-    this.log.warn({ key, dir: this.dir }, 'a last-known-good snapshot file does not parse; ignored')
+    this.log.warn({ key, layer, dir: this.dir }, 'a last-known-good snapshot file does not parse; ignored')
     return undefined
   }
 }

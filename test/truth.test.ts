@@ -108,8 +108,8 @@ describe('2. last-known-good: an outage never turns back the clock', () => {
     expect((await readB()).json().meta.source).toBe('redis') // B has read the key
     expect((await write(true)).statusCode).toBe(200) // acknowledged by A, announced by Redis tracking
     // B refreshes its copy on the change notice, without being asked for the key.
-    const snapshot = join(b.dir, '.lkg', 'webhook_config.json')
-    await until(() => existsSync(snapshot) && readFileSync(snapshot, 'utf8').includes('"webhook_ssl_verify\\":true'))
+    const snapshot = join(b.dir, '.lkg', 'webhook_config.redis')
+    await until(() => existsSync(snapshot) && readFileSync(snapshot, 'utf8').includes('"webhook_ssl_verify":true'))
 
     await stopRedis()
     await until(() => !b.app.store.cache.active) // the cache is bypassed once its invalidation connection is gone
