@@ -100,7 +100,7 @@ function matchStatic(entries: TokenEntry[], token: string): Principal | undefine
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/
 const JWT_RECHECK_MS = 60_000
 /** How far in the future a JWT's `iat` may lie (clocks differ a little between machines). */
-export const JWT_CLOCK_SKEW_SEC = 60
+const JWT_CLOCK_SKEW_SEC = 60
 const VERIFIED_MAX = 1000
 const KEY_LIMIT = /^[a-z0-9_-]*\*?$/
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string')

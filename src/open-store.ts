@@ -30,7 +30,7 @@ export interface OpenedStore {
 type RedisClass = typeof import('ioredis').Redis
 
 /** What an ops engineer must fix, for the connection errors that no retry will cure; undefined for the others. */
-export function misconfiguration(err: Error, url: string): string | undefined {
+function misconfiguration(err: Error, url: string): string | undefined {
   if (err.message.startsWith('NOAUTH')) return 'Redis requires a password (NOAUTH): put it in REDIS_URL'
   if (err.message.startsWith('WRONGPASS')) return 'Redis refused the user or password in REDIS_URL (WRONGPASS)'
   const code = (err as NodeJS.ErrnoException).code ?? ''
@@ -38,7 +38,7 @@ export function misconfiguration(err: Error, url: string): string | undefined {
     url.startsWith('rediss:') &&
     (/TLS|SSL/i.test(err.message) || /^(ERR_SSL|ERR_TLS|EPROTO|ECONNRESET|ETIMEDOUT)/.test(code))
   )
-    return `the TLS handshake with Redis failed (${reasonOf(err)}): is the server speaking TLS on that port?`
+    return 'the TLS handshake with Redis failed: is the server speaking TLS on that port (rediss:// in REDIS_URL)?'
   return undefined
 }
 
@@ -67,10 +67,11 @@ function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: 
   })
   redis.on('error', (err) => {
     const cause = misconfiguration(err, url)
-    state.lastError = cause ?? reasonOf(err)
+    // The cause names what to fix, without the retry's own error text, so that retries do not repeat the ERROR line.
+    state.lastError = cause === undefined ? reasonOf(err) : `${cause} (${reasonOf(err)})`
     // A wrong password or TLS setting is never cured by retrying: one ERROR line naming it (again only if it changes).
     if (cause !== undefined && cause !== reported && role === 'commands')
-      log.error({ layer: 'redis', reason: cause }, cause)
+      log.error({ layer: 'redis', reason: reasonOf(err) }, cause)
     else if (up && role === 'commands') log.warn({ layer: 'redis', reason: reasonOf(err) }, 'redis layer down')
     if (cause !== undefined) reported = cause
     up = false

@@ -57,7 +57,7 @@ const PROBE_EVERY_MS = 1000
 /** How long a count of the keys, taken for the CONFIG_MAX_KEYS quota, is trusted. */
 const KEY_COUNT_MS = 1000
 /** A fallback or last-known-good answer is cached this long at most: the next reads try the higher layer again. */
-export const FALLBACK_TTL_MS = 1000
+const FALLBACK_TTL_MS = 1000
 /** Reads a listing makes at once. */
 const LIST_READS = 8
 
@@ -446,7 +446,6 @@ export function createConfigStore({
     layers,
     primary,
     refresh,
-    lkg,
     validator,
     cache,
     layer,
