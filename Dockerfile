@@ -24,4 +24,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # node itself, not `npm start`: npm's shell would not pass SIGTERM on, and the graceful close would never run.
-CMD ["node", "dist/src/cli.js", "serve"]
+CMD ["node", "dist/src/cli/bin.js", "serve"]

@@ -81,7 +81,7 @@ async function startProcess(name: string, args: string[], env: Record<string, st
   }
 }
 
-const SERVICE = ['dist/src/cli.js', 'serve']
+const SERVICE = ['dist/src/cli/bin.js', 'serve']
 
 function serviceEnv(redisUrl: string, dir: string, extra: Record<string, string> = {}) {
   return {

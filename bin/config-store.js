@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // The installed command: runs the compiled CLI (built by `npm ci` through the prepare script).
-import '../dist/src/cli.js'
+import '../dist/src/cli/bin.js'

@@ -3,8 +3,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
-import { allowsKey, isAdmin } from '../src/auth.js'
-import type { Resolved } from '../src/cache.js'
+import { allowsKey, isAdmin } from '../src/http/auth.js'
+import { now, resolvedBody, writtenBody } from '../src/http/bodies.js'
 import {
   ConfigReply,
   DeleteReply,
@@ -13,18 +13,12 @@ import {
   KeyParams,
   LayerNameSchema,
   ListReply,
-} from '../src/schemas/api.js'
-import type { Written } from '../src/store.js'
-import { now } from '../src/time.js'
+} from '../src/http/schemas.js'
+import type { Resolved } from '../src/store/cache.js'
 
 const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
-  // Answers are built from the document's JSON text as stored, never parsed and serialised again; a cached read's
-  // body is built once per value, and its timestamped form once per millisecond. A JSON string sent with a JSON
-  // content type goes out as it is, without the serializer (ConfigReply documents the shape).
-  const bodyOf = (key: string, json: string, source: string, updatedAt: string | null, stale = false) =>
-    `{"status":"success","key":"${key}","data":${json},"meta":{"source":"${source}","updated_at":${JSON.stringify(updatedAt)}${stale ? ',"stale":true' : ''}}`
-
+  // A JSON string sent with a JSON content type goes out as it is, without the serializer (src/http/bodies.ts).
   function send(reply: FastifyReply, source: string, text: string, stale = false): void {
     if (stale) reply.header('x-config-stale', '1')
     reply
@@ -32,19 +26,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       .type('application/json; charset=utf-8')
       .send(text as never)
   }
-
-  function sendResolved(reply: FastifyReply, r: Resolved): void {
-    const ms = Date.now()
-    if (r.sentAt !== ms || r.response === undefined) {
-      r.body ??= bodyOf(r.key, r.json, r.source, r.updatedAt, r.stale)
-      r.response = `${r.body},"timestamp":"${new Date(ms).toISOString()}"}`
-      r.sentAt = ms
-    }
-    send(reply, r.source, r.response, r.stale)
-  }
-
-  const sendWritten = (reply: FastifyReply, w: Written) =>
-    send(reply, w.source, `${bodyOf(w.key, w.json, w.source, w.updatedAt)},"timestamp":"${now()}"}`)
+  const sendResolved = (reply: FastifyReply, r: Resolved) => send(reply, r.source, resolvedBody(r), r.stale)
 
   app.get(
     '/api/config',
@@ -76,7 +58,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { key } = request.params
       request.authorizeKey(key, 'config:read')
       const { source } = request.query
-      const hit = source === undefined ? store.cache.get(key) : undefined
+      const hit = source === undefined ? store.readCached(key) : undefined
       if (hit !== undefined) return sendResolved(reply, hit) // synchronous: no promise on the hot path
       const read = source === undefined ? store.read(key) : store.readFrom(source, key)
       return read.then((r) => sendResolved(reply, r))
@@ -96,7 +78,8 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       handler: async (request, reply) => {
         const { key } = request.params
         request.authorizeKey(key, 'config:write')
-        sendWritten(reply, await save(key, request.body))
+        const w = await save(key, request.body)
+        send(reply, w.source, writtenBody(w))
       },
     })
   }

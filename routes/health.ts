@@ -1,22 +1,13 @@
 // Liveness and readiness (api.md): /health says the process serves; /ready says which layers answer.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { LayerNameSchema, Timestamp } from '../src/schemas/api.js'
+import { Timestamp } from '../src/http/schemas.js'
+import { LayerReportSchema } from '../src/store/schemas.js'
 
 const ReadyReply = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
   degraded: Type.Boolean({ description: 'true when the primary layer is down' }),
-  layers: Type.Array(
-    Type.Object({
-      layer: LayerNameSchema,
-      ok: Type.Boolean(),
-      latencyMs: Type.Number(),
-      error: Type.Optional(
-        Type.String({ description: 'why the layer is down: shown only to a caller with a valid token' }),
-      ),
-      unavailable: Type.Integer({ description: 'reads and writes this layer could not answer since start-up' }),
-    }),
-  ),
+  layers: Type.Array(LayerReportSchema),
   timestamp: Timestamp,
 })
 
@@ -51,11 +42,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return {
         status: up ? ('ready' as const) : ('unavailable' as const),
         degraded: layers[0]?.ok !== true,
-        layers: layers.map(({ error, ...l }) => ({
-          ...l,
-          ...(reasons && error !== undefined ? { error } : {}),
-          unavailable: app.store.unavailableCount[l.layer] ?? 0,
-        })),
+        layers: layers.map(({ error, ...l }) => (reasons && error !== undefined ? { ...l, error } : l)),
         timestamp: new Date().toISOString(),
       }
     },

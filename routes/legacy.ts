@@ -3,9 +3,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AppError } from '../src/errors.js'
-import { Document, LegacyError, Timestamp } from '../src/schemas/api.js'
-import { now } from '../src/time.js'
-import { isDocument, isValidKey } from '../stores/types.js'
+import { legacyReadBody, now } from '../src/http/bodies.js'
+import { Document, LegacyError, Timestamp } from '../src/http/schemas.js'
+import { isDocument, isValidKey } from '../stores/layer.js'
 
 const LegacyRead = Type.Object({
   success: Type.Literal(true),
@@ -43,15 +43,13 @@ const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       request.authorizeKey(key, 'config:read')
       let json = '{}' // PHP's answer for a key never written
       try {
-        const r = store.cache.get(key) ?? (await store.read(key))
+        const r = store.readCached(key) ?? (await store.read(key))
         json = r.json
         if (r.stale) reply.header('x-config-stale', '1')
       } catch (err) {
         if (!(err instanceof AppError && err.code === 'CONFIG_NOT_FOUND')) throw err
       }
-      // Built from the stored JSON text, not parsed and serialised again (LegacyRead documents the shape).
-      const text = `{"success":true,"config":${json},"status":"success","data":${json},"timestamp":"${now()}"}`
-      return reply.type('application/json; charset=utf-8').send(text as never)
+      return reply.type('application/json; charset=utf-8').send(legacyReadBody(json) as never)
     },
   )
 

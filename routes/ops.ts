@@ -1,12 +1,12 @@
 // The dashboard's buttons (legacy.md): verify the store, and migrate the legacy configs into Redis (operations.md).
 // Bearer-token routes, so the legacy session cookie and its missing CSRF protection (legacy defect 8) are gone.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { allowsKey, isAdmin, type Principal } from '../src/auth.js'
 import type { AppConfig } from '../src/config.js'
-import { migrateToRedis } from '../src/migrate.js'
-import { errorResponses } from '../src/schemas/api.js'
-import { MigrateBody, MigrateReply, VerifyBody, VerifyReply } from '../src/schemas/ops.js'
-import { verifyConfigStore } from '../src/verify.js'
+import { allowsKey, isAdmin, type Principal } from '../src/http/auth.js'
+import { errorResponses } from '../src/http/schemas.js'
+import { migrateToRedis } from '../src/ops/migrate.js'
+import { MigrateBody, MigrateReply, VerifyBody, VerifyReply } from '../src/ops/schemas.js'
+import { verifyConfigStore } from '../src/ops/verify.js'
 
 const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, { config }) => {
   // `curl -X POST` with no body means "the defaults", as it did for the dashboard's buttons.

@@ -6,7 +6,7 @@ import { build } from 'esbuild'
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true })
 await build({
-  entryPoints: ['src/cli.ts', 'bench/run.ts', 'bench/ceiling.ts'],
+  entryPoints: ['src/cli/bin.ts', 'bench/run.ts', 'bench/ceiling.ts'],
   outdir: 'dist',
   outbase: '.',
   bundle: true,

@@ -8,7 +8,8 @@ import { parseEnv } from 'node:util'
 import { type Static, Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
-import type { LayerName } from '../stores/types.js'
+import type { LayerName } from '../stores/layer.js'
+import { ConfigError } from './errors.js'
 
 const Flag = Type.String({
   pattern: '^(?:[01]|[Tt]rue|TRUE|[Ff]alse|FALSE|[Yy]es|YES|[Nn]o|NO|[YyNn]|[Oo]n|ON|[Oo]ff|OFF)?$',
@@ -89,8 +90,6 @@ export const EnvSchema = Type.Object({
 })
 
 export type Env = Static<typeof EnvSchema>
-
-export class ConfigError extends Error {}
 
 const checkEnv = Compile(EnvSchema)
 

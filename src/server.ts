@@ -1,8 +1,9 @@
 // The process: reads the configuration, owns the logger, listens, and closes gracefully on SIGTERM/SIGINT
 // (in-flight requests finish, Redis and the PHP pool are closed, exit within SHUTDOWN_TIMEOUT_MS).
+
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { type AppConfig, ConfigError, loadConfig, readEnvironment } from './config.js'
+import { type AppConfig, loadConfig, readEnvironment } from './config.js'
 import { createLogger } from './logger.js'
 
 export async function startServer(config: AppConfig = loadConfig(readEnvironment())) {
@@ -31,14 +32,4 @@ export async function startServer(config: AppConfig = loadConfig(readEnvironment
     `serving config from ${config.layers.join(' → ')}`,
   )
   return app
-}
-
-/** One clear line and exit 1 for a configuration error; the stack only for the unexpected. */
-export function exitOnStartError(err: unknown): never {
-  const line =
-    err instanceof ConfigError
-      ? `invalid configuration: ${err.message}`
-      : `failed to start: ${(err as Error)?.message ?? err}`
-  process.stderr.write(`config-store: ${line}\n`)
-  process.exit(1)
 }

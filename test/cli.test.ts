@@ -1,34 +1,16 @@
-// The config-store command line, run as a child process against real Redis, a loopback PHP server and real files.
-import { spawn } from 'node:child_process'
+// The config-store command line against real Redis, a loopback PHP server and real files: in-process through the
+// binary's own `main`, and as a real process where the process itself is what is tested (exit status, stdin).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
 import { startRedisServer } from '../scripts/redis-server.js'
 import { redisClientForFile, tempDir, uniquePrefix } from './helpers/app.js'
+import { runCli, spawnCliDone } from './helpers/cli.js'
 import { buildLegacyWorld, token } from './helpers/legacy-world.js'
 import { phpServerForFile } from './helpers/php-server.js'
 
-const ROOT = new URL('..', import.meta.url).pathname
-
-function cli(args: string[], env: Record<string, string>, stdin?: string) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString()
-    })
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString()
-    })
-    child.stdin.end(stdin ?? '')
-    child.once('exit', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const cli = runCli
 
 const VALID = {
   magic_link_tokens: { abc: token },
@@ -185,7 +167,7 @@ describe('config-store get, set, export, import', () => {
     expect(await redis.get(`${env.CONFIG_STORE_REDIS_PREFIX}polling_config`)).toBeNull()
   })
 
-  it('export → import round trip gives back the same content, byte for byte', { timeout: 60_000 }, async () => {
+  it('export → import round trip gives back the same content, byte for byte', async () => {
     const env = redisEnv()
     for (const [key, doc] of Object.entries(VALID)) await cli(['set', key, '-'], env, JSON.stringify(doc))
     const bundles = tempDir('bundles') // outside CONFIG_FILES_DIR, where a .json file would be a key
@@ -254,5 +236,30 @@ describe('config-store get, set, export, import', () => {
     expect(await admin.keys('p:*')).toEqual([])
     admin.disconnect()
     await server.stop()
+  })
+})
+
+describe('config-store as a process', () => {
+  it('exit status 2 for an unknown command, 1 for a bad variable, 3 for a held migration lock', async () => {
+    const unknown = await spawnCliDone(['frobnicate'], filesEnv())
+    expect(unknown).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'config-store: unknown command "frobnicate" (see config-store --help)\n',
+    })
+    const badEnv = await spawnCliDone(['check'], { ...filesEnv(), CONFIG_STORE_MODE: 'sideways' })
+    expect(badEnv.code).toBe(1)
+    expect(badEnv.stderr).toMatch(/^config-store: invalid configuration: CONFIG_STORE_MODE: /)
+    const env = redisEnv()
+    await redis.set(`${env.CONFIG_STORE_REDIS_PREFIX}:migration_lock`, 'held-by-another', 'PX', 10_000)
+    expect((await spawnCliDone(['migrate'], env)).code).toBe(3)
+  })
+
+  it('set reads the document from its real standard input, and get prints it', async () => {
+    const env = filesEnv()
+    const set = await spawnCliDone(['set', 'runtime_flags'], env, '{"gmail_ingress_enabled": false}')
+    expect(set).toMatchObject({ code: 0, stdout: expect.stringMatching(/^runtime_flags: written to files/) })
+    const get = await spawnCliDone(['get', 'runtime_flags'], env)
+    expect(JSON.parse(get.stdout)).toMatchObject({ gmail_ingress_enabled: false })
   })
 })

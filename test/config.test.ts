@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig, readEnvironment } from '../src/config.js'
+import { loadConfig, readEnvironment } from '../src/config.js'
+import { ConfigError } from '../src/errors.js'
 import { tempDir } from './helpers/app.js'
 
 describe('configuration from the environment', () => {

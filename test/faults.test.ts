@@ -4,16 +4,9 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, startRedisServer } from '../scripts/redis-server.js'
-import { bearer, buildTestApp, tempDir } from './helpers/app.js'
+import { bearer, buildTestApp, layerOf, tempDir } from './helpers/app.js'
 import { phpServerForFile } from './helpers/php-server.js'
-
-const until = async (check: () => Promise<boolean>, ms: number) => {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+import { until } from './helpers/wait.js'
 
 describe('Redis stopped mid-test', () => {
   let server: RedisServer
@@ -65,11 +58,11 @@ describe('Redis stopped mid-test', () => {
     expect(ready.layers[0]).toMatchObject({ layer: 'redis', ok: false })
     expect(ready.layers[0].unavailable).toBeGreaterThanOrEqual(20)
     expect(t.logs.some((l) => l.level === 40 && l.layer === 'redis' && l.key === 'file_only')).toBe(true)
-    expect(t.app.store.cache.active).toBe(false)
+    expect(t.app.store.stats().cache.active).toBe(false)
 
     await server.start()
     await until(async () => (await t.app.inject({ url: '/ready' })).json().degraded === false, 10_000)
-    await until(async () => t.app.store.cache.active, 5000)
+    await until(async () => t.app.store.stats().cache.active, 5000)
 
     expect((await get('acked')).json()).toMatchObject({ data: { v: 'in redis' }, meta: { source: 'redis' } })
     expect((await get('refused')).statusCode).toBe(404)
@@ -97,9 +90,10 @@ describe('PHP API failing', () => {
     const t = await phpFirst()
     await t.app.inject({ method: 'POST', url: '/api/config/hang_key', headers: bearer('write'), payload: { v: 1 } })
     // Newer than PHP's copy, so the fallback (not PHP's last-known-good copy) is the newest known.
-    await t.app.store
-      .layer('redis')
-      .set('hang_key', { v: 'redis', _updated_at: new Date(Date.now() + 5000).toISOString() })
+    await layerOf(t.app.store, 'redis').set('hang_key', {
+      v: 'redis',
+      _updated_at: new Date(Date.now() + 5000).toISOString(),
+    })
     php.mode = 'hang'
     php.requests.length = 0
     for (let i = 0; i < 5; i++) {
@@ -120,7 +114,7 @@ describe('PHP API failing', () => {
 
   it('answering 500: reads are served by the next layer and the reply text never reaches the client', async () => {
     const t = await phpFirst()
-    await t.app.store.layer('redis').set('err_key', { v: 'redis' })
+    await layerOf(t.app.store, 'redis').set('err_key', { v: 'redis' })
     php.mode = 'error500'
     const res = await t.app.inject({ url: '/api/config/err_key', headers: bearer('read') })
     expect(res.json().meta.source).toBe('redis')

@@ -5,10 +5,9 @@ import { connect } from 'node:net'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, startRedisServer } from '../scripts/redis-server.js'
-import { buildTestApp, closedAfterEach, TOKENS } from './helpers/app.js'
+import { buildTestApp, TOKENS } from './helpers/app.js'
 import { hs256 } from './helpers/jwt.js'
 
-const apps = closedAfterEach()
 // A Redis of its own: thousands of requests at once must not slow the suite's shared one for other test files.
 let server: RedisServer
 let redis: Redis
@@ -165,7 +164,6 @@ describe('fuzz', () => {
     timeout: 120_000,
   }, async () => {
     const t = await buildTestApp({ REDIS_URL: server.url, AUTH_FAILURES_MAX: '1000000', REQUEST_TIMEOUT_MS: '1000' })
-    apps.push(t.app)
     await t.app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = t.app.server.address() as { port: number }
     const next = generator(20261201)

@@ -2,12 +2,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { bearer, buildTestApp, closedAfterEach, redisClientForFile } from './helpers/app.js'
+import { bearer, buildTestApp, redisClientForFile } from './helpers/app.js'
 import { phpServerForFile } from './helpers/php-server.js'
+import { holdsWithin } from './helpers/wait.js'
 
 const php = phpServerForFile()
 const redis = redisClientForFile()
-const apps = closedAfterEach()
 
 /** Without the cache unless a test turns it on: these tests change lower layers behind the service's back. */
 async function layered(env: Record<string, string> = {}) {
@@ -17,7 +17,6 @@ async function layered(env: Record<string, string> = {}) {
     CONFIG_CACHE_TTL_MS: '0',
     ...env,
   })
-  apps.push(t.app)
   const get = (key: string, query = '') => t.app.inject({ url: `/api/config/${key}${query}`, headers: bearer('read') })
   const post = (key: string, body: unknown) =>
     t.app.inject({ method: 'POST', url: `/api/config/${key}`, headers: bearer('write'), payload: body as object })
@@ -82,7 +81,6 @@ describe('reads walk the layer order; the first hit wins and says where it came 
     expect((await t.get(key, '?source=disk')).json().code).toBe('BAD_REQUEST')
 
     const filesOnly = await buildTestApp({ REDIS_URL: undefined })
-    apps.push(filesOnly.app)
     const res = await filesOnly.app.inject({ url: `/api/config/${key}?source=php`, headers: bearer('read') })
     expect(res.statusCode).toBe(400)
     expect(res.json().message).toMatch(/php layer is not configured/)
@@ -220,24 +218,16 @@ describe('GET /api/config lists every key known to a layer or a schema', () => {
 
 describe('the cache never serves a value older than an acknowledged write', () => {
   const cached = { CONFIG_CACHE_TTL_MS: '60000' }
-  const waitFor = async (check: () => Promise<boolean>, ms: number) => {
-    const deadline = Date.now() + ms
-    while (Date.now() < deadline) {
-      if (await check()) return true
-      await new Promise((r) => setTimeout(r, 2))
-    }
-    return check()
-  }
 
   it('two instances sharing Redis: a write through one is read at once through the other', async () => {
     const a = await layered(cached)
     const b = await layered({ ...cached, CONFIG_STORE_REDIS_PREFIX: a.prefix, CONFIG_FILES_DIR: a.dir })
-    expect(a.app.store.cache.active && b.app.store.cache.active).toBe(true)
+    expect(a.app.store.stats().cache.active && b.app.store.stats().cache.active).toBe(true)
     const key = unique('k')
     await a.post(key, { v: 1 })
     expect((await b.get(key)).json().data.v).toBe(1) // now cached in b
     expect((await b.get(key)).json().data.v).toBe(1)
-    expect(b.app.store.cache.size).toBeGreaterThan(0)
+    expect(b.app.store.stats().cache.entries).toBeGreaterThan(0)
     await a.post(key, { v: 2 })
     expect((await b.get(key)).json().data.v).toBe(2)
   })
@@ -245,29 +235,29 @@ describe('the cache never serves a value older than an acknowledged write', () =
   it('an external redis-cli style SET or DEL reaches both instances within 100 ms', async () => {
     const a = await layered(cached)
     const b = await layered({ ...cached, CONFIG_STORE_REDIS_PREFIX: a.prefix, CONFIG_FILES_DIR: a.dir })
-    expect(a.app.store.cache.active && b.app.store.cache.active).toBe(true)
+    expect(a.app.store.stats().cache.active && b.app.store.stats().cache.active).toBe(true)
     const key = unique('k')
     await a.post(key, { v: 'old' })
     for (const t of [a, b]) expect((await t.get(key)).json().data.v).toBe('old')
     await redis.set(`${a.prefix}${key}`, JSON.stringify({ v: 'external' }))
-    const seen = await waitFor(async () => {
+    const seen = await holdsWithin(async () => {
       const [ra, rb] = await Promise.all([a.get(key), b.get(key)])
       return ra.json().data.v === 'external' && rb.json().data.v === 'external'
     }, 100)
     expect(seen).toBe(true)
     await redis.del(`${a.prefix}${key}`)
-    expect(await waitFor(async () => (await b.get(key)).statusCode === 404, 100)).toBe(true)
+    expect(await holdsWithin(async () => (await b.get(key)).statusCode === 404, 100)).toBe(true)
   })
 
   it('php_first: a write through one instance is announced to the other through Redis', async () => {
     const env = { ...cached, CONFIG_STORE_MODE: 'php_first' }
     const a = await layered(env)
     const b = await layered({ ...env, CONFIG_STORE_REDIS_PREFIX: a.prefix })
-    expect(a.app.store.cache.active && b.app.store.cache.active).toBe(true)
+    expect(a.app.store.stats().cache.active && b.app.store.stats().cache.active).toBe(true)
     const key = unique('k')
     await a.post(key, { v: 1 })
     expect((await b.get(key)).json().data.v).toBe(1)
     await a.post(key, { v: 2 })
-    expect(await waitFor(async () => (await b.get(key)).json().data.v === 2, 100)).toBe(true)
+    expect(await holdsWithin(async () => (await b.get(key)).json().data.v === 2, 100)).toBe(true)
   })
 })

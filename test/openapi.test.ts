@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
-import { renderOpenApi } from '../src/openapi.js'
+import { renderOpenApi } from '../src/http/openapi.js'
 
 describe('openapi.yaml', () => {
   it('is the document the route schemas generate now (run `npm run openapi` after changing a route)', async () => {

@@ -2,20 +2,18 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { migrateToRedis } from '../src/migrate.js'
-import type { MigrateResult, VerifyResult } from '../src/schemas/ops.js'
-import type { RedisStore } from '../stores/redis-store.js'
-import { bearer, buildTestApp, closedAfterEach, redisClientForFile } from './helpers/app.js'
+import { migrateToRedis } from '../src/ops/migrate.js'
+import type { MigrateResult, VerifyResult } from '../src/ops/schemas.js'
+import type { RedisLayer } from '../stores/redis-layer.js'
+import { bearer, buildTestApp, layerOf, redisClientForFile } from './helpers/app.js'
 import { ALL_KEYS, buildLegacyWorld, type Key, token, WORLD } from './helpers/legacy-world.js'
 import { phpServerForFile } from './helpers/php-server.js'
 
 const php = phpServerForFile()
 const redis = redisClientForFile()
-const apps = closedAfterEach()
 
 async function world(env: Record<string, string> = {}) {
   const t = await buildTestApp({ EXTERNAL_CONFIG_BASE_URL: php.url, CONFIG_API_TOKEN: php.token, ...env })
-  apps.push(t.app)
   await buildLegacyWorld({ dir: t.dir, php, redis, prefix: t.prefix })
   const migrate = (body: object = {}) =>
     t.app.inject({
@@ -170,7 +168,6 @@ describe('migrate', () => {
       CONFIG_STORE_REDIS_PREFIX: t.prefix,
       CONFIG_FILES_DIR: t.dir,
     })
-    apps.push(other.app)
     let resume = () => {}
     let reached = () => {}
     const inside = new Promise<void>((r) => {
@@ -221,7 +218,7 @@ describe('migrate', () => {
     ).rejects.toThrow('crash inside the migration')
     expect(await redis.exists(`${t.prefix}:migration_lock`)).toBe(0)
 
-    const crashed = t.app.store.layer('redis') as RedisStore
+    const crashed = layerOf(t.app.store, 'redis') as RedisLayer
     expect(await crashed.tryLock('migration_lock', 300)).not.toBeNull() // taken, never released: a crashed holder
     expect((await t.migrate({ dryRun: true })).statusCode).toBe(409)
     await new Promise((r) => setTimeout(r, 400))
@@ -230,7 +227,6 @@ describe('migrate', () => {
 
   it('needs Redis: 503 without it, and unknown keys are a 400', async () => {
     const t = await buildTestApp({ REDIS_URL: undefined })
-    apps.push(t.app)
     const res = await t.app.inject({
       method: 'POST',
       url: '/api/migrate_configs_to_redis',
@@ -347,7 +343,6 @@ describe('verify', () => {
       EXTERNAL_CONFIG_BASE_URL: php.url,
       CONFIG_API_TOKEN: php.token,
     })
-    apps.push(t.app)
     await buildLegacyWorld({ dir: t.dir, php, redis, prefix: t.prefix })
     const res = await t.app.inject({
       method: 'POST',

@@ -1,20 +1,19 @@
 // Credentials on disk and Redis misconfiguration (issue 7, items 13–14): private files, no symlink followed out of
 // the files directory or into an export, and a wrong Redis password or TLS setting named in the log and in /ready.
-import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, startRedisServer } from '../scripts/redis-server.js'
-import { createFileStore } from '../stores/file-store.js'
-import { bearer, buildTestApp, closedAfterEach, tempDir } from './helpers/app.js'
+import { createFileLayer } from '../stores/file-layer.js'
+import { bearer, buildTestApp, tempDir } from './helpers/app.js'
+import { runCli } from './helpers/cli.js'
 
-const apps = closedAfterEach()
 const mode = (path: string) => statSync(path).mode & 0o777
 
 describe('13. credentials are private on disk', () => {
   it('the files directory is created 0700 and every file written 0600', async () => {
     const dir = join(tempDir(), 'data', 'nested')
-    const layer = createFileStore({ dir })
+    const layer = createFileLayer({ dir })
     await layer.set('magic_link_tokens', {
       a: { expires_at: null, consumed: false, consumed_at: null, single_use: true },
     })
@@ -30,26 +29,22 @@ describe('13. credentials are private on disk', () => {
     symlinkSync(join(outside, 'secret.json'), join(dir, 'planted.json'))
     writeFileSync(join(dir, 'real.json'), '{"inside":true}')
     symlinkSync(join(dir, 'real.json'), join(dir, 'linked.json'))
-    const layer = createFileStore({ dir })
+    const layer = createFileLayer({ dir })
     expect(await layer.get('planted')).toMatchObject({ state: 'unavailable', reason: expect.stringMatching(/symlink/) })
     expect(await layer.get('linked')).toMatchObject({ state: 'hit', doc: { inside: true } })
     layer.close()
   })
 
   describe('export --out', () => {
-    const cli = (dir: string, ...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-        env: { ...process.env, CONFIG_FILES_DIR: dir, REDIS_URL: '' },
-        encoding: 'utf8',
-      })
+    const cli = (dir: string, ...args: string[]) => runCli(args, { CONFIG_FILES_DIR: dir })
 
-    it('onto an existing 0644 file ends 0600; through a symlink it refuses and leaves the target alone', () => {
+    it('onto an existing 0644 file ends 0600; through a symlink it refuses and leaves the target alone', async () => {
       const dir = tempDir()
       writeFileSync(join(dir, 'k.json'), '{"a":1}')
       const out = join(tempDir('out'), 'bundle.json')
       writeFileSync(out, 'old', { mode: 0o644 })
-      const done = cli(dir, 'export', '--out', out)
-      expect(done.status).toBe(0)
+      const done = await cli(dir, 'export', '--out', out)
+      expect(done.code).toBe(0)
       expect(mode(out)).toBe(0o600)
       expect(JSON.parse(readFileSync(out, 'utf8')).configs).toEqual({ k: { a: 1 } })
 
@@ -57,8 +52,8 @@ describe('13. credentials are private on disk', () => {
       writeFileSync(target, 'untouched', { mode: 0o644 })
       const link = join(tempDir('link'), 'bundle.json')
       symlinkSync(target, link)
-      const refused = cli(dir, 'export', '--out', link)
-      expect(refused.status).toBe(2)
+      const refused = await cli(dir, 'export', '--out', link)
+      expect(refused.code).toBe(2)
       expect(refused.stderr).toMatch(/symlink/)
       expect(readFileSync(target, 'utf8')).toBe('untouched')
       expect(mode(target)).toBe(0o644)
@@ -75,7 +70,6 @@ describe('14. Redis auth and TLS mistakes are named', () => {
 
   async function ready(url: string, expectError = true) {
     const t = await buildTestApp({ REDIS_URL: url, REDIS_CONNECT_TIMEOUT_MS: '300' })
-    apps.push(t.app)
     mkdirSync(t.dir, { recursive: true })
     for (let i = 0; expectError && i < 50 && !t.logs.some((l) => l.level === 50); i++)
       await new Promise((r) => setTimeout(r, 50))

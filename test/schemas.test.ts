@@ -1,10 +1,12 @@
 // Every rule of every built-in key (keys.md), through the validator that writes, verify and migrate share; and the
 // same rules through the HTTP API, where a refused body writes nothing.
+
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ConfigError } from '../src/config.js'
-import { createValidator } from '../src/validation.js'
+import { ConfigError } from '../src/errors.js'
+
+import { createValidator } from '../src/store/validation.js'
 import { bearer, buildTestApp, configFiles, tempDir } from './helpers/app.js'
 
 const validator = createValidator({ unknownKeys: 'allow' })

@@ -1,39 +1,22 @@
 // The real process: start-up errors are one line, the generated token never reaches the log stream, and SIGTERM
 // lets requests in flight finish, closes everything and exits 0 without losing an acknowledged write.
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { tempDir } from './helpers/app.js'
+import { spawnCli } from './helpers/cli.js'
 import { startPhpServer } from './helpers/php-server.js'
+import { sleep, until } from './helpers/wait.js'
 
-const ROOT = new URL('..', import.meta.url).pathname
-
-function run(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const out = { stdout: '', stderr: '' }
-  child.stdout.on('data', (c: Buffer) => {
-    out.stdout += c.toString()
-  })
-  child.stderr.on('data', (c: Buffer) => {
-    out.stderr += c.toString()
-  })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  return { child, out, exited }
-}
+const run = (env: Record<string, string>) => spawnCli(['serve'], env)
 
 async function listening(out: { stdout: string }, child: ChildProcess): Promise<string> {
-  for (let i = 0; i < 200; i++) {
-    const line = out.stdout.split('\n').find((l) => l.includes('Server listening at'))
-    if (line) return JSON.parse(line).msg.replace('Server listening at ', '')
-    if (child.exitCode !== null) break
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`server did not start: ${JSON.stringify(out)}`)
+  const line = () => out.stdout.split('\n').find((l) => l.includes('Server listening at'))
+  await until(() => line() !== undefined || child.exitCode !== null, 10_000, 50).catch(() => undefined)
+  const found = line()
+  if (found === undefined) throw new Error(`server did not start: ${JSON.stringify(out)}`)
+  return JSON.parse(found).msg.replace('Server listening at ', '')
 }
 
 describe('the server process', () => {
@@ -87,7 +70,7 @@ describe('the server process', () => {
     const base = await listening(out, child)
     php.delayMs = 400
     const inFlight = fetch(`${base}/api/config/slow_key`, { headers: { authorization: 'Bearer ops-token-0123456789' } })
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
     child.kill('SIGTERM')
     const res = await inFlight
     expect(res.status).toBe(200)

@@ -1,29 +1,20 @@
 // The truth through outages and beside the real legacy code (issue 8): fallback answers cached briefly, last-known-good
 // across instances and restarts, honest write outcomes, complete listings, and parity with the PHP contract
 // (json_decode reshaping, whole-second stamps), the legacy Python spacing and the legacy file order.
-import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, startRedisServer } from '../scripts/redis-server.js'
-import { bearer, buildTestApp, closedAfterEach, redisClientForFile, tempDir, uniquePrefix } from './helpers/app.js'
+import { bearer, buildTestApp, redisClientForFile, tempDir, uniquePrefix } from './helpers/app.js'
+import { runCli } from './helpers/cli.js'
 import { phpServerForFile } from './helpers/php-server.js'
+import { sleep, until } from './helpers/wait.js'
 
-const apps = closedAfterEach()
 const sharedRedis = redisClientForFile()
 const php = phpServerForFile()
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-async function until(check: () => Promise<boolean> | boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true within ${ms} ms`)
-    await sleep(10)
-  }
-}
 async function app(env: Record<string, string | undefined> = {}) {
   const t = await buildTestApp(env)
-  apps.push(t.app)
   return t
 }
 const json = (scope: 'write' | 'admin' = 'write') => ({ ...bearer(scope), 'content-type': 'application/json' })
@@ -66,9 +57,9 @@ describe('1. a fallback answer is cached for a second at most', () => {
     const get = async () => (await t.app.inject({ url: '/api/config/k', headers: bearer('read') })).json()
     expect(await get()).toMatchObject({ data: { v: 'older redis' }, meta: { source: 'redis' } })
     php.mode = 'ok'
-    expect(t.app.store.cache.get('k')).toBeDefined() // briefly …
+    expect(t.app.store.readCached('k')).toBeDefined() // briefly …
     await sleep(1100)
-    expect(t.app.store.cache.get('k')).toBeUndefined() // … not for CONFIG_CACHE_TTL_MS (60 s)
+    expect(t.app.store.readCached('k')).toBeUndefined() // … not for CONFIG_CACHE_TTL_MS (60 s)
     expect(await get()).toMatchObject({ data: { v: 'php' }, meta: { source: 'php' } })
   })
 
@@ -112,7 +103,7 @@ describe('2. last-known-good: an outage never turns back the clock', () => {
     await until(() => existsSync(snapshot) && readFileSync(snapshot, 'utf8').includes('"webhook_ssl_verify":true'))
 
     await stopRedis()
-    await until(() => !b.app.store.cache.active) // the cache is bypassed once its invalidation connection is gone
+    await until(() => !b.app.store.stats().cache.active) // the cache is bypassed once its invalidation connection is gone
     const down = await readB()
     expect(down.statusCode).toBe(200)
     expect(down.headers['x-config-stale']).toBe('1')
@@ -146,7 +137,7 @@ describe('2. last-known-good: an outage never turns back the clock', () => {
       (await t.app.inject({ method: 'DELETE', url: '/api/config/gone', headers: bearer('admin') })).statusCode,
     ).toBe(200)
     await stopRedis()
-    await until(() => !t.app.store.cache.active)
+    await until(() => !t.app.store.stats().cache.active)
     const res = await t.app.inject({ url: '/api/config/k', headers: bearer('read') })
     expect(res.json()).toMatchObject({ data: { v: 'newer file' }, meta: { source: 'files' } })
     expect(res.json().meta.stale).toBeUndefined()
@@ -229,14 +220,10 @@ describe('4. a listing is complete or it fails', () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'k.json'), '{"a":1}')
     const out = join(tempDir('out'), 'bundle.json')
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'export', '--out', out], {
-      env: { ...process.env, CONFIG_FILES_DIR: dir, REDIS_URL: 'redis://127.0.0.1:1' },
+    const { code, stderr } = await runCli(['export', '--out', out], {
+      CONFIG_FILES_DIR: dir,
+      REDIS_URL: 'redis://127.0.0.1:1',
     })
-    let stderr = ''
-    child.stderr.on('data', (c) => {
-      stderr += c
-    })
-    const code = await new Promise((r) => child.on('exit', r))
     expect(code).toBe(1)
     expect(stderr).toMatch(/redis could not be reached; nothing exported/)
     expect(existsSync(out)).toBe(false)
@@ -375,36 +362,18 @@ describe('9. routing rules only as the legacy RoutingRulesService keeps them', (
 })
 
 describe('11. the command line names what it could not reach', () => {
-  const cli = (args: string[], env: Record<string, string>) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-        env: { ...process.env, ...env },
-      })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (c) => {
-        stdout += c
-      })
-      child.stderr.on('data', (c) => {
-        stderr += c
-      })
-      child.on('exit', (code) => resolve({ code, stdout, stderr }))
-    })
-
-  it('check with Redis down: names it on stderr and exits 1; get warns that its answer is a fallback', {
-    timeout: 30_000,
-  }, async () => {
+  it('check with Redis down: names it on stderr and exits 1; get warns that its answer is a fallback', async () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'webhook_config.json'), JSON.stringify({ webhook_url: '', _updated_at: stamp(Date.now()) }))
     const env = { CONFIG_FILES_DIR: dir, REDIS_URL: 'redis://127.0.0.1:1' }
-    const check = await cli(['check', '--keys', 'webhook_config'], env)
+    const check = await runCli(['check', '--keys', 'webhook_config'], env)
     expect(check.stdout).toContain('webhook_config: OK')
     expect(check.stderr).toMatch(/the redis layer could not be reached; the check is incomplete/)
     expect(check.code).toBe(1)
-    const get = await cli(['get', 'webhook_config'], env)
+    const get = await runCli(['get', 'webhook_config'], env)
     expect(get.code).toBe(0)
     expect(get.stderr).toMatch(/served by files, a fallback: redis could not answer/)
-    const missingDir = await cli(['check'], { CONFIG_FILES_DIR: join(dir, 'typo'), REDIS_URL: '' })
+    const missingDir = await runCli(['check'], { CONFIG_FILES_DIR: join(dir, 'typo'), REDIS_URL: '' })
     expect(missingDir.stderr).toMatch(/warning: CONFIG_FILES_DIR .*typo does not exist/)
   })
 })

@@ -1,15 +1,20 @@
 // Builds the app for route tests exactly as the server does (same builder, same config loader), on a temp files
-// directory, a test-owned Redis prefix and static tokens of each scope. Log lines are kept, parsed.
+// directory, a test-owned Redis prefix and static tokens of each scope. Log lines are kept, parsed. An app is closed
+// when the test that built it ends (or, built outside a test, when its file ends), and temp directories are removed
+// when their file ends, without the test asking.
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, inject } from 'vitest'
+import { afterAll, inject, onTestFinished } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { createLogger } from '../../src/logger.js'
+import type { ConfigStore } from '../../src/store/layered-store.js'
+import type { Layer, LayerName } from '../../stores/layer.js'
 
 export const TOKENS = {
   read: 'read-token-0123456789',
@@ -25,8 +30,33 @@ export const AUTH_TOKENS = JSON.stringify([
 
 export const bearer = (scope: keyof typeof TOKENS) => ({ authorization: `Bearer ${TOKENS[scope]}` })
 
+const dirs: string[] = []
+const apps = new Set<FastifyInstance>()
+afterAll(async () => {
+  await Promise.all([...apps].map((app) => app.close()))
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A temp directory, removed when the test file ends. */
 export function tempDir(name = 'files'): string {
-  return mkdtempSync(join(tmpdir(), `config-store-${name}-`))
+  const dir = mkdtempSync(join(tmpdir(), `config-store-${name}-`))
+  dirs.push(dir)
+  return dir
+}
+
+/** Closes `app` when the current test ends, or with the file when there is no current test (a beforeAll). */
+export function closeWhenDone(app: FastifyInstance): void {
+  apps.add(app)
+  app.addHook('onClose', async () => {
+    apps.delete(app)
+  })
+  try {
+    onTestFinished(async () => {
+      if (apps.has(app)) await app.close()
+    })
+  } catch {
+    // not inside a test: the file's afterAll closes it
+  }
 }
 
 /** The config files of a files directory (its dot-entries are the service's own: temp files, the .lkg snapshot). */
@@ -75,17 +105,9 @@ export async function buildTestApp(env: Record<string, string | undefined> = {})
   )
   const { logger, lines, raw } = captureLogger()
   const app = await buildApp({ config, logger })
+  closeWhenDone(app)
   await app.ready()
   return { app, config, dir, prefix, logs: lines, rawLogs: raw }
-}
-
-/** Apps (or anything closable) a test file builds, closed after each test. */
-export function closedAfterEach(): Array<{ close(): Promise<unknown> }> {
-  const open: Array<{ close(): Promise<unknown> }> = []
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((a) => a.close()))
-  })
-  return open
 }
 
 /** A client of the suite's redis-server for a whole test file (it connects on first use), closed after the last test. */
@@ -93,4 +115,11 @@ export function redisClientForFile(): Redis {
   const redis = new Redis(inject('redisUrl'), { lazyConnect: true })
   afterAll(() => redis.disconnect())
   return redis
+}
+
+/** The store's layer named `name` (a test that asks for it has configured it). */
+export function layerOf(store: ConfigStore, name: LayerName): Layer {
+  const layer = store.layers().find((l) => l.name === name)
+  if (layer === undefined) throw new Error(`the ${name} layer is not configured`)
+  return layer
 }

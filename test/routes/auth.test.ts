@@ -4,14 +4,11 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { bearer, buildTestApp, captureLogger, closedAfterEach, configFiles, TOKENS, tempDir } from '../helpers/app.js'
+import { bearer, buildTestApp, captureLogger, closeWhenDone, configFiles, TOKENS, tempDir } from '../helpers/app.js'
 import { hs256, JWT_SECRET, rsaKeys } from '../helpers/jwt.js'
-
-const apps = closedAfterEach()
 
 async function filesApp(env: Record<string, string | undefined> = {}) {
   const t = await buildTestApp({ REDIS_URL: undefined, ...env })
-  apps.push(t.app)
   return t
 }
 
@@ -167,7 +164,7 @@ describe('never runs open', () => {
     const tokens: string[] = []
     const config = loadConfig({ CONFIG_FILES_DIR: tempDir() })
     const app = await buildApp({ config, logger: captureLogger().logger, onGeneratedToken: (t) => tokens.push(t) })
-    apps.push(app)
+    closeWhenDone(app)
     expect(tokens).toHaveLength(1)
     const token = tokens[0] as string
     expect((await app.inject({ url: '/api/config' })).statusCode).toBe(401)

@@ -4,17 +4,15 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { bearer, buildTestApp, closedAfterEach, redisClientForFile, TOKENS, uniquePrefix } from '../helpers/app.js'
+import { bearer, buildTestApp, redisClientForFile, TOKENS, uniquePrefix } from '../helpers/app.js'
 import { hs256, JWT_SECRET } from '../helpers/jwt.js'
 import { phpServerForFile } from '../helpers/php-server.js'
 
-const apps = closedAfterEach()
 const redis = redisClientForFile()
 const php = phpServerForFile()
 
 async function app(env: Record<string, string | undefined> = {}) {
   const t = await buildTestApp(env)
-  apps.push(t.app)
   return t
 }
 const auth = (token: string) => ({ authorization: `Bearer ${token}` })

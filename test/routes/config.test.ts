@@ -1,11 +1,9 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { bearer, buildTestApp, closedAfterEach, configFiles } from '../helpers/app.js'
+import { bearer, buildTestApp, configFiles } from '../helpers/app.js'
 
-const apps = closedAfterEach()
 async function filesApp(env: Record<string, string | undefined> = {}) {
   const t = await buildTestApp({ REDIS_URL: undefined, ...env })
-  apps.push(t.app)
   return t
 }
 const json = { ...bearer('admin'), 'content-type': 'application/json' }
@@ -196,7 +194,6 @@ describe('with Redis as the primary', () => {
 
   it('a refused write leaves Redis untouched', async () => {
     const t = await buildTestApp()
-    apps.push(t.app)
     for (const payload of ['[1]', '{"__proto__": {}}', '{"active_days": [7]}']) {
       const res = await t.app.inject({ method: 'POST', url: '/api/config/polling_config', headers: json, payload })
       expect(res.statusCode).toBe(400)

@@ -1,7 +1,7 @@
 // The one contract every layer passes (store.md "Layers"): same interface, same outcomes.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LayerUnavailableError } from '../../src/errors.js'
-import type { Layer, ReadResult } from '../../stores/types.js'
+import type { Layer, ReadResult } from '../../stores/layer.js'
 
 export interface ContractSubject {
   layer: Layer

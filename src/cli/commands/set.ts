@@ -1,0 +1,23 @@
+// `config-store set`: validate a document from a file or standard input and write it to the primary.
+import { isDocument } from '../../../stores/layer.js'
+import { AppError, UsageError } from '../../errors.js'
+import { parse, readJson } from '../args.js'
+import { type CliContext, print, withStore } from '../context.js'
+
+export const usage = `config-store set KEY [FILE|-]
+  Validates the JSON document in FILE (or on standard input) and writes it to the primary layer.`
+
+export async function run(args: string[], ctx: CliContext): Promise<number> {
+  const { positionals } = parse(args, {}, 1, 2)
+  const [key, file = '-'] = positionals as [string, string?]
+  const doc = readJson(file, ctx.stdin, ctx.cwd)
+  if (!isDocument(doc)) throw new UsageError(`${file === '-' ? 'standard input' : file} does not hold a JSON object`)
+  return withStore(ctx, async (store) => {
+    const w = await store.write(key, doc).catch((err: unknown) => {
+      // Every validation error on its own line, with its path.
+      if (!(err instanceof AppError && err.details !== undefined)) throw err
+      throw new AppError(err.code, [err.message, ...err.details.map((d) => `  ${d.path} ${d.message}`)].join('\n'))
+    })
+    return print(ctx, `${key}: written to ${w.source} (_updated_at ${w.updatedAt})`, 0)
+  })
+}

@@ -1,0 +1,76 @@
+// The one place errors become responses (api.md "Envelope"): AppError as is, Fastify's own errors mapped to the
+// error table, anything else a 500 whose internals stay in the log. Legacy routes answer in the PHP shape.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { AppError, type ErrorCode } from '../errors.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Errors answer `{ success: false, message }` like the PHP API (legacy.md). */
+    legacy?: boolean
+  }
+}
+
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
+}
+
+export function toAppError(err: FastifyError | AppError | Error): AppError {
+  if (err instanceof AppError) return err
+  const e = err as FastifyError
+  if (e.validation) {
+    const details = e.validation.map((v) => ({ path: v.instancePath || '/', message: v.message ?? 'is invalid' }))
+    if (e.validationContext === 'params')
+      return new AppError('INVALID_KEY', 'the key must match ^[a-z0-9_-]{1,128}$', { details })
+    const what = e.validationContext === 'body' ? 'the body must be a JSON object' : `bad ${e.validationContext}`
+    return new AppError('BAD_REQUEST', what, { details })
+  }
+  const code = e.code !== undefined && Object.hasOwn(FASTIFY_CODES, e.code) ? FASTIFY_CODES[e.code] : undefined
+  if (code !== undefined) return new AppError(code, e.message)
+  if (e instanceof SyntaxError || (e.statusCode === 400 && e.code?.startsWith('FST_ERR_CTP'))) {
+    return new AppError('BAD_REQUEST', `the body is not valid JSON: ${e.message}`)
+  }
+  if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500)
+    return new AppError('BAD_REQUEST', e.message)
+  return new AppError('INTERNAL_ERROR', 'internal error; the service log has the details', { cause: err })
+}
+
+const hasBody = (request: FastifyRequest) =>
+  request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0'
+
+const LEGACY_MESSAGES: Partial<Record<ErrorCode, string>> = {
+  TOO_MANY_REQUESTS: 'Too many requests',
+  UNAUTHORIZED: 'Unauthorized',
+  FORBIDDEN: 'Forbidden',
+  INVALID_KEY: 'Invalid key',
+  METHOD_NOT_ALLOWED: 'Method not allowed',
+}
+
+export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const error = toAppError(err)
+  // Unexpected errors with their stack; the project's own (a layer down is already a WARN line of the store's) as
+  // one info line per request, so that an outage does not turn every request into an error log.
+  if (err instanceof AppError || error.statusCode < 500) {
+    request.log.info({ code: error.code, reason: error.message }, 'request refused')
+  } else {
+    request.log.error({ err }, error.message)
+  }
+  if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer')
+  // Refused before its body was read (401, 413, 429 …): the rest of the body is not waited for; the connection closes.
+  if (request.body === undefined && hasBody(request)) reply.header('connection', 'close')
+  reply.code(error.statusCode)
+  if (request.routeOptions.config.legacy) {
+    const message = LEGACY_MESSAGES[error.code] ?? (error.statusCode < 500 ? 'Invalid payload' : error.message)
+    return reply.send({ success: false, message })
+  }
+  return reply.send({
+    status: 'error',
+    code: error.code,
+    message: error.message,
+    ...(error.details ? { details: error.details } : {}),
+    timestamp: new Date().toISOString(),
+  })
+}

@@ -1,0 +1,26 @@
+// The layered store as a Fastify decoration: opened with the app, ready once Redis answered its first connect,
+// closed (Redis connections, PHP pool) when the app closes.
+import type { FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
+import type { AppConfig } from '../../config.js'
+import type { ConfigStore } from '../../store/layered-store.js'
+import { openStore } from '../../store/open-store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    store: ConfigStore
+    /** The Redis command connection, when Redis is configured. */
+    redis: Redis | undefined
+  }
+}
+
+const storePlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { config }) => {
+  const opened = await openStore(config, app.log)
+  app.decorate('store', opened.store)
+  app.decorate('redis', opened.redis)
+  app.addHook('onReady', () => opened.connected)
+  app.addHook('onClose', () => opened.close())
+}
+
+export default fp(storePlugin, { name: 'store', fastify: '5.x' })

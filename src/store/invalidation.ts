@@ -1,0 +1,108 @@
+// Cross-instance and cross-writer cache invalidation (store.md "Cache"): Redis server-assisted client-side caching in
+// broadcast mode. The command connection tracks every key under the prefix and redirects invalidations to the
+// subscriber connection, so a write by any client (another instance, the legacy app, redis-cli) drops the key here.
+// Writes that do not touch Redis (a PHP primary, deletes) are announced on `<prefix>:invalidate`.
+// While either connection is down the cache is switched off, since nothing would tell it about changes.
+
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { Redis } from 'ioredis'
+import { reasonOf } from '../errors.js'
+import type { ConfigCache } from './cache.js'
+
+const TRACKING_CHANNEL = '__redis__:invalidate'
+
+export interface Invalidation {
+  /** Tells every instance that `key` changed somewhere Redis tracking cannot see. */
+  announce(key: string): Promise<void>
+  /** Resolves when the set-up started so far has finished (or failed). */
+  settled(): Promise<void>
+}
+
+export function startInvalidation(opts: {
+  redis: Redis
+  subscriber: Redis
+  prefix: string
+  cache: ConfigCache
+  log: Logger
+  /** Called for each key another writer changed (null: all of them, after FLUSHDB), once the cache dropped it. */
+  onChange?: (key: string | null) => void
+}): Invalidation {
+  const { redis, subscriber, prefix, cache, log, onChange } = opts
+  const channel = `${prefix}:invalidate`
+  let setup: Promise<void> = Promise.resolve()
+  let subscriberId: number | undefined
+
+  cache.setActive(false)
+
+  subscriber.on('messageBuffer', (from: Buffer, message: Buffer | Buffer[] | null) => {
+    const name = from.toString()
+    const changed = (key: string | null) => {
+      if (key === null) cache.clear()
+      else cache.invalidate(key)
+      onChange?.(key)
+    }
+    if (name === channel) changed(String(message))
+    else if (name === TRACKING_CHANNEL) {
+      if (message === null)
+        changed(null) // FLUSHDB / FLUSHALL
+      else for (const full of [message].flat()) changed(full.toString().slice(prefix.length))
+    }
+  })
+
+  async function enable(): Promise<void> {
+    if (redis.status !== 'ready' || subscriber.status !== 'ready') return
+    try {
+      if (subscriberId === undefined) {
+        // RESP2: once subscribed, the connection can no longer say its id.
+        const id = Number(await subscriber.client('ID'))
+        await subscriber.subscribe(TRACKING_CHANNEL, channel)
+        subscriberId = id
+      }
+      await redis.call('CLIENT', 'TRACKING', 'OFF')
+      // NOLOOP: this instance's own writes are dropped from its cache as they are made.
+      await redis.call(
+        'CLIENT',
+        'TRACKING',
+        'ON',
+        'REDIRECT',
+        String(subscriberId),
+        'BCAST',
+        'PREFIX',
+        prefix,
+        'NOLOOP',
+      )
+      cache.setActive(true)
+      log.info({ layer: 'redis' }, 'cache invalidation active')
+    } catch (err) {
+      cache.setActive(false)
+      log.warn({ layer: 'redis', reason: reasonOf(err) }, 'cache invalidation could not be enabled; cache bypassed')
+    }
+  }
+
+  const onReady = () => {
+    setup = setup.then(enable)
+  }
+  const onDown = () => {
+    if (cache.active) log.warn({ layer: 'redis' }, 'cache invalidation lost; cache bypassed until Redis is back')
+    cache.setActive(false)
+  }
+  subscriber.on('close', () => {
+    subscriberId = undefined
+  })
+  for (const client of [redis, subscriber]) {
+    client.on('ready', onReady)
+    client.on('close', onDown)
+  }
+  onReady()
+
+  return {
+    settled: () => setup,
+    async announce(key) {
+      try {
+        await redis.publish(channel, key)
+      } catch (err) {
+        log.warn({ layer: 'redis', key, reason: reasonOf(err) }, 'could not announce a change to other instances')
+      }
+    },
+  }
+}

@@ -1,0 +1,144 @@
+// The interface every layer implements (store.md "Layers"). The store above knows nothing of Redis, HTTP or files.
+import { type Static, Type } from 'typebox'
+import { ByteMap, bytesOf } from '../src/store/byte-map.js'
+import { jsonLimitError, STORED_SLACK } from '../src/store/json-limits.js'
+
+export const LayerNameSchema = Type.Union([Type.Literal('redis'), Type.Literal('php'), Type.Literal('files')])
+export type LayerName = Static<typeof LayerNameSchema>
+export const LAYER_ORDER: readonly LayerName[] = ['redis', 'php', 'files']
+
+export type ConfigDocument = Record<string, unknown>
+
+/** A document a layer holds: its JSON text, its `_updated_at`, and the document itself. */
+export interface Hit {
+  readonly state: 'hit'
+  readonly json: string
+  readonly updatedAt: string | null
+  readonly doc: ConfigDocument
+  /** The layer's text is the one it gave last time for this key (so nothing about it changed). */
+  readonly reused?: boolean
+  /** The text exactly as stored (Redis), for a compare-and-set against it. */
+  readonly raw?: string
+}
+
+/** A read never returns a bare `{}`: it is a hit, an answered absence, or a layer that could not answer. */
+export type ReadResult = Hit | { state: 'absent' } | { state: 'unavailable'; reason: string }
+
+export type DeleteOutcome = 'deleted' | 'absent'
+
+export const LayerHealthSchema = Type.Object({
+  ok: Type.Boolean(),
+  latencyMs: Type.Number(),
+  error: Type.Optional(
+    Type.String({ description: 'why the layer is down: shown only to a caller with a valid token' }),
+  ),
+})
+export type LayerHealth = Static<typeof LayerHealthSchema>
+
+export interface Layer {
+  readonly name: LayerName
+  get(key: string): Promise<ReadResult>
+  /** Stores the whole document (`json` is its JSON text, when the caller has it already); throws
+   * LayerUnavailableError when the layer cannot take it. */
+  set(key: string, doc: ConfigDocument, json?: string): Promise<void>
+  /** Throws LayerUnavailableError when the layer cannot answer. */
+  delete(key: string): Promise<DeleteOutcome>
+  /** Config keys this layer holds (a layer that cannot list, like the PHP API, returns []). */
+  listKeys(): Promise<string[]>
+  health(): Promise<LayerHealth>
+}
+
+export const KEY_PATTERN = /^[a-z0-9_-]{1,128}$/
+
+export function isValidKey(key: unknown): key is string {
+  return typeof key === 'string' && KEY_PATTERN.test(key)
+}
+
+const updatedAtOf = (doc: ConfigDocument) => (typeof doc._updated_at === 'string' ? doc._updated_at : null)
+
+export function hitFromDoc(doc: ConfigDocument): Hit {
+  return { state: 'hit', doc, json: JSON.stringify(doc), updatedAt: updatedAtOf(doc) }
+}
+
+// What a stored text holds (whether it is an object, its compact JSON and its `_updated_at`) is remembered per key,
+// with the text it was read from: the same value read again — the usual case — costs a string comparison, not a
+// parse (issue 4). The
+// document itself is parsed only when someone asks for it; a read served as JSON text never needs it.
+class TextHit implements Hit {
+  readonly state = 'hit'
+  #doc: ConfigDocument | undefined
+  constructor(
+    readonly json: string,
+    readonly updatedAt: string | null,
+    readonly raw: string,
+    readonly reused: boolean,
+    doc?: ConfigDocument,
+  ) {
+    this.#doc = doc
+  }
+  get doc(): ConfigDocument {
+    this.#doc ??= JSON.parse(this.json) as ConfigDocument
+    return this.#doc
+  }
+}
+
+export interface TextReaderOptions {
+  /** Bytes of text the memo may hold (its share of CONFIG_CACHE_MAX_BYTES). */
+  maxBytes: number
+  /** A stored text with more values than this, or nested deeper than MAX_DEPTH, is refused unparsed. */
+  maxNodes: number
+}
+
+export class TextReader {
+  readonly #last: ByteMap<{ text: string; json: string; updatedAt: string | null }>
+  readonly #maxNodes: number
+
+  constructor({ maxBytes, maxNodes }: TextReaderOptions) {
+    this.#last = new ByteMap(maxBytes)
+    this.#maxNodes = maxNodes
+  }
+
+  /** A hit for the JSON text stored at `key`, or why it is not one (not a JSON object, or over the limits). The
+   * hit's `json` is the compact form, whatever the spacing of the stored text (a pretty-printed file, Python's
+   * `", "`). */
+  hit(key: string, text: string): Hit | string {
+    const last = this.#last.get(key)
+    if (last !== undefined && last.text === text) return new TextHit(last.json, last.updatedAt, text, true)
+    const tooBig = jsonLimitError(text, this.#maxNodes + STORED_SLACK)
+    if (tooBig !== undefined) return tooBig
+    const doc = parseDocument(text)
+    if (doc === undefined) return 'does not hold a JSON object'
+    const json = JSON.stringify(doc)
+    const updatedAt = updatedAtOf(doc)
+    this.#last.set(key, { text, json, updatedAt }, bytesOf(text) + (json === text ? 0 : bytesOf(json)) + 64)
+    return new TextHit(json, updatedAt, text, false, doc)
+  }
+
+  forget(key: string): void {
+    this.#last.delete(key)
+  }
+}
+
+/** Parses a stored JSON text; only a JSON object is a document. */
+export function parseDocument(text: string): ConfigDocument | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  return isDocument(value) ? value : undefined
+}
+
+export function isDocument(value: unknown): value is ConfigDocument {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = performance.now()
+  const value = await fn()
+  return { value, ms: Math.round((performance.now() - start) * 100) / 100 }
+}
+
+/** Limits for a layer built without them (tests, tools): the configuration's defaults. */
+export const textReaderDefaults: TextReaderOptions = { maxBytes: 16 * 1024 * 1024, maxNodes: 16_000 }

@@ -1,0 +1,148 @@
+// The Redis layer, in the legacy layout: `<prefix><key>` → the document as a JSON string (UTF-8 unescaped,
+// `_updated_at` included), plain GET/SET, no TTL, so the legacy app can share the same Redis (legacy.md).
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { LayerUnavailableError, reasonOf } from '../src/errors.js'
+import {
+  type ConfigDocument,
+  isValidKey,
+  type Layer,
+  type ReadResult,
+  TextReader,
+  type TextReaderOptions,
+  textReaderDefaults,
+  timed,
+} from './layer.js'
+
+export interface RedisLayerOptions extends Partial<TextReaderOptions> {
+  redis: Redis
+  prefix: string
+  /** Why the connection is down, when it is (NOAUTH, a TLS handshake), for health. */
+  connectionError?: () => string | undefined
+}
+
+export interface RedisLayer extends Layer {
+  readonly prefix: string
+  /** Writes `doc` only if the key still holds `expected` (the JSON text read before, or null for absent). */
+  compareAndSet(key: string, expected: string | null, doc: ConfigDocument): Promise<boolean>
+  /** A lock at `<prefix>:<name>` that expires after `ttlMs` even if its holder dies; null when someone holds it. */
+  tryLock(name: string, ttlMs: number): Promise<(() => Promise<void>) | null>
+}
+
+const CAS = `local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1`
+
+const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+
+export function createRedisLayer({ redis, prefix, connectionError, ...limits }: RedisLayerOptions): RedisLayer {
+  const unavailable = (err: unknown) => new LayerUnavailableError('redis', reasonOf(err), err)
+  /** A command that failed after it was sent, without Redis answering (a timeout, a connection lost), may still have
+   * been applied; one refused before sending, or answered with an error, was not. */
+  const failedWrite = (err: unknown, sent: boolean) =>
+    new LayerUnavailableError(
+      'redis',
+      reasonOf(err),
+      err,
+      sent && (err as Error).name !== 'ReplyError' ? 'unknown' : 'not_written',
+    )
+  const reader = new TextReader({ ...textReaderDefaults, ...limits })
+
+  return {
+    name: 'redis',
+    prefix,
+
+    async get(key: string): Promise<ReadResult> {
+      // Known down: answer at once, without making ioredis build and throw an error per read.
+      if (redis.status !== 'ready') return { state: 'unavailable', reason: `Redis connection is ${redis.status}` }
+      let json: string | null
+      try {
+        json = await redis.get(prefix + key)
+      } catch (err) {
+        return { state: 'unavailable', reason: reasonOf(err) }
+      }
+      if (json === null) return { state: 'absent' }
+      const hit = reader.hit(key, json)
+      return typeof hit === 'string' ? { state: 'unavailable', reason: `value at ${prefix}${key} ${hit}` } : hit
+    },
+
+    async set(key: string, doc: ConfigDocument, json = JSON.stringify(doc)): Promise<void> {
+      const sent = redis.status === 'ready'
+      try {
+        await redis.set(prefix + key, json)
+      } catch (err) {
+        throw failedWrite(err, sent)
+      }
+    },
+
+    async delete(key: string) {
+      const sent = redis.status === 'ready'
+      try {
+        return (await redis.del(prefix + key)) > 0 ? 'deleted' : 'absent'
+      } catch (err) {
+        throw failedWrite(err, sent)
+      }
+    },
+
+    async listKeys(): Promise<string[]> {
+      const keys = new Set<string>()
+      const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
+      let cursor = '0'
+      try {
+        do {
+          const [next, batch] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000)
+          cursor = next
+          for (const name of batch) {
+            // Metadata lives at `<prefix>:<name>` or `<prefix><key>:<suffix>`: never a valid key name (store.md).
+            const key = name.slice(prefix.length)
+            if (isValidKey(key)) keys.add(key)
+          }
+        } while (cursor !== '0')
+      } catch (err) {
+        throw unavailable(err)
+      }
+      return [...keys].sort()
+    },
+
+    async compareAndSet(key, expected, doc) {
+      try {
+        const absent = expected === null ? '1' : '0'
+        return (await redis.eval(CAS, 1, prefix + key, absent, expected ?? '', JSON.stringify(doc))) === 1
+      } catch (err) {
+        throw unavailable(err)
+      }
+    },
+
+    async tryLock(name, ttlMs) {
+      // `<prefix>:<name>` can never be a config key: key names have no colon (store.md "Redis layout").
+      const lock = `${prefix}:${name}`
+      const token = randomBytes(16).toString('hex')
+      try {
+        if ((await redis.set(lock, token, 'PX', ttlMs, 'NX')) !== 'OK') return null
+      } catch (err) {
+        throw unavailable(err)
+      }
+      return async () => {
+        await redis.eval(UNLOCK, 1, lock, token).catch(() => undefined) // if Redis is gone, the TTL frees it
+      }
+    },
+
+    async health() {
+      if (redis.status !== 'ready') {
+        return { ok: false, latencyMs: 0, error: connectionError?.() ?? `Redis connection is ${redis.status}` }
+      }
+      try {
+        const { ms } = await timed(() => redis.ping())
+        return { ok: true, latencyMs: ms }
+      } catch (err) {
+        return { ok: false, latencyMs: 0, error: reasonOf(err) }
+      }
+    },
+  }
+}

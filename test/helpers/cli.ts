@@ -1,0 +1,72 @@
+// Running the command line in tests: in-process through the same `main` the binary runs (most tests), or as a real
+// process (exit codes, signals, standard input), both with an environment of the test's own and nothing inherited
+// but PATH and HOME.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { main } from '../../src/cli/index.js'
+
+export const ROOT = new URL('../..', import.meta.url).pathname
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+const baseEnv = (env: Record<string, string>) => ({
+  PATH: process.env.PATH ?? '',
+  HOME: process.env.HOME ?? '',
+  ...env,
+})
+
+/** One command line run in this process. `exit` (a failed serve) throws instead of ending the test runner. */
+export async function runCli(args: string[], env: Record<string, string>, stdin = ''): Promise<CliResult> {
+  const out = { stdout: '', stderr: '' }
+  const code = await main(args, {
+    env: baseEnv(env),
+    cwd: ROOT,
+    out: (text) => {
+      out.stdout += text
+    },
+    err: (text) => {
+      out.stderr += text
+    },
+    stdin: () => stdin,
+    exit: (status) => {
+      throw new Error(`the command asked to exit ${status}`)
+    },
+  })
+  return { code, ...out }
+}
+
+export interface Spawned {
+  child: ChildProcess
+  /** What it printed so far. */
+  out: { stdout: string; stderr: string }
+  exited: Promise<number | null>
+}
+
+/** The command line as a real process (from source, through tsx). */
+export function spawnCli(args: string[], env: Record<string, string>, stdin?: string): Spawned {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], {
+    cwd: ROOT,
+    env: baseEnv(env),
+    stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  })
+  const out = { stdout: '', stderr: '' }
+  child.stdout?.on('data', (c: Buffer) => {
+    out.stdout += c.toString()
+  })
+  child.stderr?.on('data', (c: Buffer) => {
+    out.stderr += c.toString()
+  })
+  if (stdin !== undefined) child.stdin?.end(stdin)
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  return { child, out, exited }
+}
+
+/** A spawned command line, once it has exited. */
+export async function spawnCliDone(args: string[], env: Record<string, string>, stdin?: string): Promise<CliResult> {
+  const run = spawnCli(args, env, stdin)
+  const code = await run.exited
+  return { code, ...run.out }
+}
