@@ -4,16 +4,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AppError } from '../src/errors.js'
 import { legacyReadBody, now } from '../src/http/bodies.js'
-import { Document, LegacyError, Timestamp } from '../src/http/schemas.js'
+import { Document, LegacyError, LegacyRead, Timestamp } from '../src/http/schemas.js'
 import { isDocument, isValidKey } from '../stores/layer.js'
 
-const LegacyRead = Type.Object({
-  success: Type.Literal(true),
-  config: Document,
-  status: Type.Literal('success'),
-  data: Document,
-  timestamp: Timestamp,
-})
 const LegacyWrite = Type.Object({ success: Type.Literal(true), status: Type.Literal('success'), timestamp: Timestamp })
 const legacyErrors = { '4xx': LegacyError, '5xx': LegacyError }
 

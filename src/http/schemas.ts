@@ -1,7 +1,8 @@
-// Schemas of the HTTP surface (api.md). Route validation, response serialisation and openapi.yaml derive from these.
+// Schemas of the HTTP surface (docs/api.md). Route validation, response serialisation and openapi.yaml derive from
+// these.
 import { Type } from 'typebox'
 import { type ConfigDocument, KEY_PATTERN, LayerNameSchema } from '../../stores/layer.js'
-import { ErrorDetailSchema } from '../errors.js'
+import { type ErrorCode, ErrorCodes, ErrorDetailSchema } from '../errors.js'
 import { DeleteOutcomesSchema, ListedKeySchema } from '../store/schemas.js'
 
 export const Timestamp = Type.String({ format: 'date-time' })
@@ -18,7 +19,11 @@ export const KeyParams = Type.Object({
 
 export const ErrorBody = Type.Object({
   status: Type.Literal('error'),
-  code: Type.String(),
+  code: Type.Unsafe<ErrorCode>({
+    type: 'string',
+    enum: Object.keys(ErrorCodes),
+    description: 'a code of the error table (README "API")',
+  }),
   message: Type.String(),
   details: Type.Optional(Type.Array(ErrorDetailSchema)),
   timestamp: Timestamp,
@@ -52,6 +57,15 @@ export const DeleteReply = Type.Object({
   status: Type.Literal('success'),
   key: Type.String(),
   layers: DeleteOutcomesSchema,
+  timestamp: Timestamp,
+})
+
+/** The PHP contract's read: both shapes. */
+export const LegacyRead = Type.Object({
+  success: Type.Literal(true),
+  config: Document,
+  status: Type.Literal('success'),
+  data: Document,
   timestamp: Timestamp,
 })
 

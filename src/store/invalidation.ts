@@ -18,6 +18,15 @@ export interface Invalidation {
   settled(): Promise<void>
 }
 
+/** The keys a pub/sub message says changed: a tracking invalidation of prefixed Redis keys, or a key announced on
+ * `<prefix>:invalidate`; null stands for every key (a FLUSHDB or FLUSHALL). */
+export function changedKeys(channel: string, message: Buffer | Buffer[] | null, prefix: string): Array<string | null> {
+  if (channel === `${prefix}:invalidate`) return [String(message)]
+  if (channel !== TRACKING_CHANNEL) return []
+  if (message === null) return [null]
+  return [message].flat().map((full) => full.toString().slice(prefix.length))
+}
+
 export function startInvalidation(opts: {
   redis: Redis
   subscriber: Redis
@@ -35,17 +44,10 @@ export function startInvalidation(opts: {
   cache.setActive(false)
 
   subscriber.on('messageBuffer', (from: Buffer, message: Buffer | Buffer[] | null) => {
-    const name = from.toString()
-    const changed = (key: string | null) => {
+    for (const key of changedKeys(from.toString(), message, prefix)) {
       if (key === null) cache.clear()
       else cache.invalidate(key)
       onChange?.(key)
-    }
-    if (name === channel) changed(String(message))
-    else if (name === TRACKING_CHANNEL) {
-      if (message === null)
-        changed(null) // FLUSHDB / FLUSHALL
-      else for (const full of [message].flat()) changed(full.toString().slice(prefix.length))
     }
   })
 
