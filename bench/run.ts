@@ -1,7 +1,7 @@
 // npm run bench [-- --quick]: the service against its own ceilings, in one sitting, on loopback. Starts its own
 // redis-server, the production build of the service (logging at warn) and the ceiling servers as child processes;
 // autocannon runs here, in this process, apart from every server. Alternating rounds, medians, ratios against the
-// targets of issue 4, and the growth with document size and key count. Writes BENCHMARKS.md.
+// targets in BENCHMARKS.md, and the growth with document size and key count. Writes BENCHMARKS.md.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'

@@ -1,4 +1,4 @@
-// The config API (api.md "Routes"): list, read (through the layers, or one layer with ?source=), write, merge-patch
+// The config API (docs/api.md "Routes"): list, read (through the layers, or one layer with ?source=), write, merge-patch
 // and delete one key.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'

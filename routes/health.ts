@@ -1,4 +1,4 @@
-// Liveness and readiness (api.md): /health says the process serves; /ready says which layers answer.
+// Liveness and readiness (docs/api.md): /health says the process serves; /ready says which layers answer.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Timestamp } from '../src/http/schemas.js'

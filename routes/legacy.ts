@@ -1,4 +1,4 @@
-// The legacy PHP contract (legacy.md), so a legacy client can be pointed at this service unchanged. Answers carry
+// The legacy PHP contract (docs/legacy.md), so a legacy client can be pointed at this service unchanged. Answers carry
 // both shapes: `{ success, config }` and `{ status, data, timestamp }`. Errors answer `{ success: false, message }`.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'

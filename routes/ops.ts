@@ -1,5 +1,5 @@
-// The dashboard's buttons (legacy.md): verify the store, and migrate the legacy configs into Redis (operations.md).
-// Bearer-token routes, so the legacy session cookie and its missing CSRF protection (legacy defect 8) are gone.
+// The dashboard's buttons (docs/legacy.md): verify the store, and migrate the legacy configs into Redis (docs/operations.md).
+// Bearer-token routes, so the legacy session cookie and its missing CSRF protection (docs/legacy.md, defect 8) are gone.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AppConfig } from '../src/config.js'
 import { allowsKey, isAdmin, type Principal } from '../src/http/auth.js'

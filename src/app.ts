@@ -62,7 +62,7 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Response serializers are compiled when a route first uses one, not at start-up: most answers are sent as
-  // prepared JSON text, and compiling them all up front was a tenth of start-to-ready (issue 4).
+  // prepared JSON text, and compiling them all up front was a tenth of start-to-ready.
   app.setSerializerCompiler(({ schema }) => {
     let serialize: ((data: unknown) => string) | undefined
     return (data) => {

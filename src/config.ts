@@ -1,4 +1,4 @@
-// The environment (operations.md "Environment"): one TypeBox schema, read and checked once at start-up. A bad value
+// The environment (docs/operations.md "The environment"): one TypeBox schema, read and checked once at start-up. A bad value
 // stops the start with one line naming the variable. `.env` in the working directory is read when present; the real
 // environment wins over it.
 import { existsSync, readFileSync } from 'node:fs'

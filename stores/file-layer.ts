@@ -1,5 +1,5 @@
 // The local JSON files layer: `<dir>/<key>.json`, pretty-printed UTF-8, written atomically (temp file, fsync,
-// rename, fsync of the directory). `magic_link_tokens` is also read from the legacy file names (keys.md).
+// rename, fsync of the directory). `magic_link_tokens` is also read from the legacy file names (docs/keys.md).
 import { randomBytes } from 'node:crypto'
 import { type FSWatcher, watch } from 'node:fs'
 import { access, constants, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises'

@@ -1,4 +1,4 @@
-// The interface every layer implements (store.md "Layers"). The store above knows nothing of Redis, HTTP or files.
+// The interface every layer implements (docs/architecture.md "Layers"). The store above knows nothing of Redis, HTTP or files.
 import { type Static, Type } from 'typebox'
 import { ByteMap, bytesOf } from '../src/store/byte-map.js'
 import { jsonLimitError, STORED_SLACK } from '../src/store/json-limits.js'
@@ -62,8 +62,7 @@ export function hitFromDoc(doc: ConfigDocument): Hit {
 
 // What a stored text holds (whether it is an object, its compact JSON and its `_updated_at`) is remembered per key,
 // with the text it was read from: the same value read again — the usual case — costs a string comparison, not a
-// parse (issue 4). The
-// document itself is parsed only when someone asks for it; a read served as JSON text never needs it.
+// parse. The document itself is parsed only when someone asks for it; a read served as JSON text never needs it.
 class TextHit implements Hit {
   readonly state = 'hit'
   #doc: ConfigDocument | undefined

@@ -1,4 +1,4 @@
-// The legacy PHP HTTP API layer (legacy.md "The PHP API contract"): `{success, config}` replies (and the documented
+// The legacy PHP HTTP API layer (docs/legacy.md "The PHP API, as deployed"): `{success, config}` replies (and the documented
 // `{status, data}` shape), `{}`/`[]` meaning absent, Bearer token, key URL-encoded. Short timeouts, a keep-alive pool,
 // and a small circuit breaker so that a PHP host that is down costs a read nothing while it is known to be down.
 import { type Dispatcher, Pool } from 'undici'
@@ -155,7 +155,7 @@ export function createPhpLayer(options: PhpLayerOptions): PhpLayer {
     const config = 'config' in reply ? reply.config : reply.status === 'success' ? reply.data : undefined
     if (Array.isArray(config)) return { state: 'absent' } // PHP's answer for an unreadable file
     if (!isDocument(config)) return { state: 'unavailable', reason: 'PHP API reply holds no config object' }
-    // `{}` is PHP's "never written"; a document holding only `_updated_at` is how this layer deletes (store.md).
+    // `{}` is PHP's "never written"; a document holding only `_updated_at` is how this layer deletes (docs/architecture.md "Deletes").
     if (Object.keys(config).every((k) => k === '_updated_at')) return { state: 'absent' }
     return hitFromDoc(options.reshape ? options.reshape(key, config) : config)
   }

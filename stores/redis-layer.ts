@@ -1,5 +1,5 @@
 // The Redis layer, in the legacy layout: `<prefix><key>` → the document as a JSON string (UTF-8 unescaped,
-// `_updated_at` included), plain GET/SET, no TTL, so the legacy app can share the same Redis (legacy.md).
+// `_updated_at` included), plain GET/SET, no TTL, so the legacy app can share the same Redis (docs/legacy.md).
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
@@ -99,7 +99,7 @@ export function createRedisLayer({ redis, prefix, connectionError, ...limits }: 
           const [next, batch] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000)
           cursor = next
           for (const name of batch) {
-            // Metadata lives at `<prefix>:<name>` or `<prefix><key>:<suffix>`: never a valid key name (store.md).
+            // Metadata lives at `<prefix>:<name>` or `<prefix><key>:<suffix>`: never a valid key name (docs/architecture.md "Redis layout").
             const key = name.slice(prefix.length)
             if (isValidKey(key)) keys.add(key)
           }
@@ -120,7 +120,7 @@ export function createRedisLayer({ redis, prefix, connectionError, ...limits }: 
     },
 
     async tryLock(name, ttlMs) {
-      // `<prefix>:<name>` can never be a config key: key names have no colon (store.md "Redis layout").
+      // `<prefix>:<name>` can never be a config key: key names have no colon (docs/architecture.md "Redis layout").
       const lock = `${prefix}:${name}`
       const token = randomBytes(16).toString('hex')
       try {

@@ -1,4 +1,4 @@
-// A seeded fuzz over raw sockets (issue 7): a few thousand hostile requests — keys, bodies, headers, framing, tokens —
+// A seeded fuzz over raw sockets: a few thousand hostile requests — keys, bodies, headers, framing, tokens —
 // on every route, the legacy one included, against a listening app on real Redis and real files. While Redis is up no
 // answer may be a 5xx, and nothing may be stored that a 2xx answer did not acknowledge.
 import { connect } from 'node:net'

@@ -63,7 +63,7 @@ describe('reads walk the layer order; the first hit wins and says where it came 
     expect((await t.get(key)).json().meta.source).toBe('php')
   })
 
-  it("PHP's {} for a missing key is an absence: the files layer is reached (legacy defect 2)", async () => {
+  it("PHP's {} for a missing key is an absence: the files layer is reached (docs/legacy.md, defect 2)", async () => {
     const t = await layered({ CONFIG_STORE_MODE: 'php_first' })
     const key = unique('k')
     t.putFile(key, { from: 'files' })
@@ -134,7 +134,7 @@ describe('writes go to the primary only, stamped once, centrally', () => {
     expect(await t.inRedis(key)).toBeNull()
   })
 
-  it('a write whose primary is down is refused with 503 and nothing is written anywhere (legacy defect 3)', async () => {
+  it('a write whose primary is down is refused with 503 and nothing is written anywhere (docs/legacy.md, defect 3)', async () => {
     const t = await layered({ CONFIG_STORE_MODE: 'php_first' })
     const key = unique('k')
     php.mode = 'error500'

@@ -1,4 +1,4 @@
-// Credentials on disk and Redis misconfiguration (issue 7, items 13–14): private files, no symlink followed out of
+// Credentials on disk and Redis misconfiguration: private files, no symlink followed out of
 // the files directory or into an export, and a wrong Redis password or TLS setting named in the log and in /ready.
 import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -10,7 +10,7 @@ import { runCli } from './helpers/cli.js'
 
 const mode = (path: string) => statSync(path).mode & 0o777
 
-describe('13. credentials are private on disk', () => {
+describe('credentials are private on disk', () => {
   it('the files directory is created 0700 and every file written 0600', async () => {
     const dir = join(tempDir(), 'data', 'nested')
     const layer = createFileLayer({ dir })
@@ -61,7 +61,7 @@ describe('13. credentials are private on disk', () => {
   })
 })
 
-describe('14. Redis auth and TLS mistakes are named', () => {
+describe('Redis auth and TLS mistakes are named', () => {
   let server: RedisServer
   beforeAll(async () => {
     server = await startRedisServer({ persist: false, args: ['--requirepass', 'right-password'] })

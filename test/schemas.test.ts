@@ -1,4 +1,4 @@
-// Every rule of every built-in key (keys.md), through the validator that writes, verify and migrate share; and the
+// Every rule of every built-in key (docs/keys.md), through the validator that writes, verify and migrate share; and the
 // same rules through the HTTP API, where a refused body writes nothing.
 
 import { writeFileSync } from 'node:fs'

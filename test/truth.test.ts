@@ -1,4 +1,4 @@
-// The truth through outages and beside the real legacy code (issue 8): fallback answers cached briefly, last-known-good
+// The truth through outages and beside the real legacy code: fallback answers cached briefly, last-known-good
 // across instances and restarts, honest write outcomes, complete listings, and parity with the PHP contract
 // (json_decode reshaping, whole-second stamps), the legacy Python spacing and the legacy file order.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -44,7 +44,7 @@ const restartRedis = async () => {
   await admin.ping()
 }
 
-describe('1. a fallback answer is cached for a second at most', () => {
+describe('a fallback answer is cached for a second at most', () => {
   it('PHP failing once: the older Redis copy is served, then PHP again once it answers', async () => {
     const t = await app({
       EXTERNAL_CONFIG_BASE_URL: php.url,
@@ -78,7 +78,7 @@ describe('1. a fallback answer is cached for a second at most', () => {
   })
 })
 
-describe('2. last-known-good: an outage never turns back the clock', () => {
+describe('last-known-good: an outage never turns back the clock', () => {
   it('A writes, B had read the key: with Redis stopped B serves A’s value, marked stale — and after a restart', async () => {
     await restartRedis()
     const prefix = uniquePrefix()
@@ -146,7 +146,7 @@ describe('2. last-known-good: an outage never turns back the clock', () => {
   })
 })
 
-describe('3. a write whose outcome is not known is not called refused', () => {
+describe('a write whose outcome is not known is not called refused', () => {
   it('Redis paused for writes: WRITE_OUTCOME_UNKNOWN, and the value does land later', async () => {
     await restartRedis()
     const prefix = uniquePrefix()
@@ -187,7 +187,7 @@ describe('3. a write whose outcome is not known is not called refused', () => {
   })
 })
 
-describe('4. a listing is complete or it fails', () => {
+describe('a listing is complete or it fails', () => {
   it('40 keys of 1 MB under a short command timeout: every key listed, or a 503 naming the ones missing', async () => {
     await restartRedis()
     const prefix = uniquePrefix()
@@ -230,7 +230,7 @@ describe('4. a listing is complete or it fails', () => {
   })
 })
 
-describe('5–7. beside the real PHP contract', () => {
+describe('beside the real PHP contract', () => {
   const phpFirst = () =>
     app({ EXTERNAL_CONFIG_BASE_URL: php.url, CONFIG_API_TOKEN: php.token, CONFIG_STORE_MODE: 'php_first' })
 
@@ -274,7 +274,7 @@ describe('5–7. beside the real PHP contract', () => {
   })
 })
 
-describe('6. migrate beside the legacy Python writers', () => {
+describe('migrate beside the legacy Python writers', () => {
   async function migrateWorld(redisText: string, file: object) {
     const t = await app({ EXTERNAL_CONFIG_BASE_URL: php.url, CONFIG_API_TOKEN: php.token })
     await sharedRedis.set(`${t.prefix}polling_config`, redisText)
@@ -310,7 +310,7 @@ describe('6. migrate beside the legacy Python writers', () => {
   })
 })
 
-describe('8. magic_link_tokens: the legacy file first', () => {
+describe('magic_link_tokens: the legacy file first', () => {
   it('with both files present the legacy one is served, and verify reports the drift', async () => {
     const t = await app({ REDIS_URL: undefined })
     const token = { expires_at: null, consumed: false, consumed_at: null, single_use: true }
@@ -329,7 +329,7 @@ describe('8. magic_link_tokens: the legacy file first', () => {
   })
 })
 
-describe('9. routing rules only as the legacy RoutingRulesService keeps them', () => {
+describe('routing rules only as the legacy RoutingRulesService keeps them', () => {
   const rule = (patch: object) => ({
     rules: [
       {
@@ -361,7 +361,7 @@ describe('9. routing rules only as the legacy RoutingRulesService keeps them', (
   })
 })
 
-describe('11. the command line names what it could not reach', () => {
+describe('the command line names what it could not reach', () => {
   it('check with Redis down: names it on stderr and exits 1; get warns that its answer is a fallback', async () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'webhook_config.json'), JSON.stringify({ webhook_url: '', _updated_at: stamp(Date.now()) }))

@@ -1,4 +1,4 @@
-// Inbound auth (api.md "Auth"): static bearer tokens (plain or `sha256:<hex>`, compared in constant time) and JWTs
+// Inbound auth (docs/api.md "Auth"): static bearer tokens (plain or `sha256:<hex>`, compared in constant time) and JWTs
 // (@fastify/jwt). Scopes nest: config:read ⊂ config:write ⊂ config:admin. A route names the scope it needs in its
 // `config.scope`; handlers check per-key limits (`keys` claim, secret keys) with `request.authorizeKey`.
 
@@ -211,7 +211,7 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
     return { principal: found.principal, until: Math.min(found.untilSec * 1000, Date.now() + JWT_RECHECK_MS) }
   }
 
-  // Auth work done once per token (issue 4): a token is checked in full — JWT signature and claims, or a
+  // Auth work done once per token: a token is checked in full — JWT signature and claims, or a
   // constant-time comparison with every static token — the first time it is seen; later requests with the very
   // same token find the result here, until it expires. Only tokens that passed are kept, and only so many.
   const verified = new Map<string, Verified>()

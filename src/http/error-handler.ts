@@ -1,11 +1,11 @@
-// The one place errors become responses (api.md "Envelope"): AppError as is, Fastify's own errors mapped to the
+// The one place errors become responses (docs/api.md "The envelope and errors"): AppError as is, Fastify's own errors mapped to the
 // error table, anything else a 500 whose internals stay in the log. Legacy routes answer in the PHP shape.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { AppError, type ErrorCode } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Errors answer `{ success: false, message }` like the PHP API (legacy.md). */
+    /** Errors answer `{ success: false, message }` like the PHP API (docs/legacy.md). */
     legacy?: boolean
   }
 }

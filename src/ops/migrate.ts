@@ -1,5 +1,5 @@
-// Migrate (operations.md): copy the legacy PHP/file configs into Redis safely and repeatably. The newest candidate
-// wins, Redis values that are newer are kept (legacy defect 5), every write is a compare-and-set against what was
+// Migrate (docs/operations.md "Migrate"): copy the legacy PHP/file configs into Redis safely and repeatably. The newest candidate
+// wins, Redis values that are newer are kept (docs/legacy.md, defect 5), every write is a compare-and-set against what was
 // read, and verification reads Redis directly. One migration at a time, across all instances.
 
 import type { ConfigDocument, Layer } from '../../stores/layer.js'
@@ -154,7 +154,7 @@ async function migrateKey(
     )
   const result = done('migrated', source, forced, `OK (source=${source})`)
 
-  // 5. Read back from Redis itself, never through the fallback chain (legacy defect 4).
+  // 5. Read back from Redis itself, never through the fallback chain (docs/legacy.md, defect 4).
   if (options.verify !== false) {
     const back = await redis.get(key)
     result.verified = back.state === 'hit' && canonicalHash(back.doc) === canonicalHash(doc)

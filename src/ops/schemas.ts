@@ -1,4 +1,4 @@
-// Schemas of verify and migrate (operations.md): the HTTP bodies and answers, and the types the code uses.
+// Schemas of verify and migrate (docs/operations.md): the HTTP bodies and answers, and the types the code uses.
 import { type Static, Type } from 'typebox'
 import { ErrorDetailSchema } from '../errors.js'
 import { LayerNameSchema, Timestamp } from '../http/schemas.js'

@@ -1,4 +1,4 @@
-// Verify (operations.md): every configured layer read directly, never through the fallback chain (legacy defect 4),
+// Verify (docs/operations.md "Verify"): every configured layer read directly, never through the fallback chain (docs/legacy.md, defect 4),
 // so "OK" means the effective value really exists, is valid and non-empty — and drift between layers is named.
 import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'

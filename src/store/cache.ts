@@ -1,4 +1,4 @@
-// The per-process cache of resolved reads (store.md "Cache"): bounded in bytes, with a TTL, and only trusted while
+// The per-process cache of resolved reads (docs/architecture.md "The cache and its invalidation"): bounded in bytes, with a TTL, and only trusted while
 // something guarantees invalidation. `epoch` lets a read that started before an invalidation refuse to fill the cache
 // with what it read, so a value older than an acknowledged write is never served.
 import type { LayerName } from '../../stores/layer.js'

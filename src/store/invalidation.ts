@@ -1,4 +1,4 @@
-// Cross-instance and cross-writer cache invalidation (store.md "Cache"): Redis server-assisted client-side caching in
+// Cross-instance and cross-writer cache invalidation (docs/architecture.md "The cache and its invalidation"): Redis server-assisted client-side caching in
 // broadcast mode. The command connection tracks every key under the prefix and redirects invalidations to the
 // subscriber connection, so a write by any client (another instance, the legacy app, redis-cli) drops the key here.
 // Writes that do not touch Redis (a PHP primary, deletes) are announced on `<prefix>:invalidate`.

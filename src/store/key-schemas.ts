@@ -1,4 +1,4 @@
-// The built-in config keys and their rules (keys.md). The TypeBox schema checks shapes; `check` adds the rules that
+// The built-in config keys and their rules (docs/keys.md). The TypeBox schema checks shapes; `check` adds the rules that
 // span fields; `normalize` gives the stored form. Writes, verify and migrate all use these.
 import isSafeRegex from 'safe-regex2'
 import { type TSchema, Type } from 'typebox'

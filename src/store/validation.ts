@@ -1,4 +1,4 @@
-// Validation of config documents against the key's schema (keys.md): built-in keys, operator schemas dropped into
+// Validation of config documents against the key's schema (docs/keys.md): built-in keys, operator schemas dropped into
 // CONFIG_SCHEMAS_DIR as `<key>.schema.json`, or free-form. Every error is reported with its JSON pointer path.
 
 import { readdirSync, readFileSync } from 'node:fs'

@@ -1,4 +1,4 @@
-// A loopback node:http server that speaks the deployed PHP contract (legacy.md), with switches for the failure modes
+// A loopback node:http server that speaks the deployed PHP contract (docs/legacy.md), with switches for the failure modes
 // a real PHP host shows: hanging, answering 500, answering garbage, or the documented `{status, data}` shape.
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { afterAll, afterEach, beforeAll } from 'vitest'

@@ -1,4 +1,4 @@
-// Who may read what (issue 7, items 1–4, 11, 12, 15): secret documents by every name that reaches them, verify within a
+// Who may read what: secret documents by every name that reaches them, verify within a
 // token's limits, JWT restriction claims that fail closed, the legacy route's key types, /ready for anonymous
 // callers, the failed-auth rate limit, and the headers and log lines of every answer.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -20,7 +20,7 @@ const json = (scope: keyof typeof TOKENS) => ({ ...bearer(scope), 'content-type'
 const token = { expires_at: null, consumed: false, consumed_at: null, single_use: true }
 const nowSec = () => Math.floor(Date.now() / 1000)
 
-describe('1. secret documents need admin under every name that reaches them', () => {
+describe('secret documents need admin under every name that reaches them', () => {
   it('the legacy magic_links.json: read only by admins, through the API and the legacy route, never written', async () => {
     const t = await app({ REDIS_URL: undefined })
     const legacyFile = join(t.dir, 'magic_links.json')
@@ -97,7 +97,7 @@ describe('1. secret documents need admin under every name that reaches them', ()
   })
 })
 
-describe('2. verify answers only for the keys the caller may read', () => {
+describe('verify answers only for the keys the caller may read', () => {
   const limited = JSON.stringify([
     { name: 'webhooks-only', token: 'webhook-only-token-0123', scopes: ['config:read'], keys: ['webhook_config'] },
     { name: 'admin', token: TOKENS.admin, scopes: ['config:admin'] },
@@ -149,7 +149,7 @@ describe('2. verify answers only for the keys the caller may read', () => {
   })
 })
 
-describe('3. JWT restriction claims fail closed', () => {
+describe('JWT restriction claims fail closed', () => {
   const jwtApp = (env: Record<string, string> = {}) =>
     app({ REDIS_URL: undefined, AUTH_TOKENS: undefined, JWT_SECRET, ...env })
   const get = async (t: Awaited<ReturnType<typeof jwtApp>>, jwt: string, key = 'polling_config') =>
@@ -194,7 +194,7 @@ describe('3. JWT restriction claims fail closed', () => {
   })
 })
 
-describe('4. the legacy route takes a string or a finite number as key, nothing else', () => {
+describe('the legacy route takes a string or a finite number as key, nothing else', () => {
   it.each([[['abc']], [true], [null], [{ k: 1 }]])('%j → 400 Invalid payload, nothing written', async (key) => {
     const t = await app({ REDIS_URL: undefined })
     const res = await t.app.inject({
@@ -221,7 +221,7 @@ describe('4. the legacy route takes a string or a finite number as key, nothing 
   })
 })
 
-describe('11. /ready: one upstream probe per layer per second, reasons only for a token', () => {
+describe('/ready: one upstream probe per layer per second, reasons only for a token', () => {
   it('100 anonymous calls make at most one PHP probe each second, and show no reasons', async () => {
     const t = await app({ EXTERNAL_CONFIG_BASE_URL: php.url, CONFIG_API_TOKEN: php.token })
     php.requests.length = 0
@@ -247,7 +247,7 @@ describe('11. /ready: one upstream probe per layer per second, reasons only for 
   })
 })
 
-describe('12. failed authentication is rate limited per address', () => {
+describe('failed authentication is rate limited per address', () => {
   it('after AUTH_FAILURES_MAX failures: 429 with Retry-After for unknown tokens, known tokens unaffected', async () => {
     const t = await app({ REDIS_URL: undefined, AUTH_FAILURES_MAX: '5' })
     // A token that passed before the failures began keeps working.
@@ -279,7 +279,7 @@ describe('12. failed authentication is rate limited per address', () => {
   })
 })
 
-describe('15. headers and log lines', () => {
+describe('headers and log lines', () => {
   it('config answers are no-store and nosniff, errors included', async () => {
     const t = await app({ REDIS_URL: undefined })
     for (const [url, headers] of [

@@ -1,4 +1,4 @@
-// The one contract every layer passes (store.md "Layers"): same interface, same outcomes.
+// The one contract every layer passes (docs/architecture.md "Layers"): same interface, same outcomes.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LayerUnavailableError } from '../../src/errors.js'
 import type { Layer, ReadResult } from '../../stores/layer.js'
