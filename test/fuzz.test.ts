@@ -20,7 +20,7 @@ afterAll(async () => {
   await server.stop()
 })
 const REQUESTS = 3000
-const PARALLEL = 8
+const PARALLEL = 32
 
 /** mulberry32: the same seed gives the same requests, so a failure can be replayed. */
 function prng(seed: number) {
