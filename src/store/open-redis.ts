@@ -1,0 +1,122 @@
+// The Redis side of the store: the layer on a command connection, and cache invalidation on a subscriber connection.
+// Both fail fast while Redis is down (no offline queue, no retries of a command), reconnect with a capped backoff,
+// and say once, in words an ops engineer can act on, what no retry will cure.
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { Layer } from '../../stores/layer.js'
+import { createRedisLayer } from '../../stores/redis-layer.js'
+import type { AppConfig } from '../config.js'
+import { reasonOf } from '../errors.js'
+import type { ConfigCache } from './cache.js'
+import { type Invalidation, startInvalidation } from './invalidation.js'
+
+type RedisClass = typeof import('ioredis').Redis
+
+/** What an ops engineer must fix, for the connection errors that no retry will cure; undefined for the others. */
+function misconfiguration(err: Error, url: string): string | undefined {
+  if (err.message.startsWith('NOAUTH')) return 'Redis requires a password (NOAUTH): put it in REDIS_URL'
+  if (err.message.startsWith('WRONGPASS')) return 'Redis refused the user or password in REDIS_URL (WRONGPASS)'
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  if (
+    url.startsWith('rediss:') &&
+    (/TLS|SSL/i.test(err.message) || /^(ERR_SSL|ERR_TLS|EPROTO|ECONNRESET|ETIMEDOUT)/.test(code))
+  )
+    return 'the TLS handshake with Redis failed: is the server speaking TLS on that port (rediss:// in REDIS_URL)?'
+  return undefined
+}
+
+function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: string, extra: { protocol?: 2 } = {}) {
+  const url = config.REDIS_URL as string
+  const redis = new Client(url, {
+    connectionName: `config-store:${role}`,
+    enableOfflineQueue: false, // fail fast while Redis is down, never queue
+    maxRetriesPerRequest: 0,
+    connectTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
+    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+    autoResubscribe: false,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    ...extra,
+  })
+  let up = false
+  let everUp = false
+  let reported: string | undefined
+  const state = { redis, lastError: undefined as string | undefined }
+  redis.on('ready', () => {
+    if (role === 'commands') log.info({ layer: 'redis' }, everUp ? 'redis layer recovered' : 'redis layer connected')
+    up = true
+    everUp = true
+    reported = undefined
+    state.lastError = undefined
+  })
+  redis.on('error', (err) => {
+    const cause = misconfiguration(err, url)
+    // The cause names what to fix, without the retry's own error text, so that retries do not repeat the ERROR line.
+    state.lastError = cause === undefined ? reasonOf(err) : `${cause} (${reasonOf(err)})`
+    // A wrong password or TLS setting is never cured by retrying: one ERROR line naming it (again only if it changes).
+    if (cause !== undefined && cause !== reported && role === 'commands')
+      log.error({ layer: 'redis', reason: reasonOf(err) }, cause)
+    else if (up && role === 'commands') log.warn({ layer: 'redis', reason: reasonOf(err) }, 'redis layer down')
+    if (cause !== undefined) reported = cause
+    up = false
+  })
+  return state
+}
+
+export interface OpenedRedis {
+  layer: Layer
+  /** The command connection (shared by the failed-auth rate limit). */
+  redis: Redis
+  invalidation: Invalidation
+  /** Resolves once both connections answered or failed their first connect, and invalidation was set up. */
+  connected: Promise<void>
+  close(): Promise<void>
+}
+
+/** The Redis layer and its invalidation. ioredis is loaded only when Redis is configured (start-up time). */
+export async function openRedis(
+  config: AppConfig,
+  log: Logger,
+  cache: ConfigCache,
+  onChange: (key: string | null) => void,
+): Promise<OpenedRedis> {
+  // `default`: what a bundled dynamic import of CommonJS exposes.
+  const Client = (await import('ioredis')).default as unknown as RedisClass
+  const commands = connectRedis(Client, config, log, 'commands')
+  const { redis } = commands
+  const layer = createRedisLayer({
+    redis,
+    prefix: config.CONFIG_STORE_REDIS_PREFIX,
+    connectionError: () => commands.lastError,
+    maxBytes: config.CONFIG_CACHE_MAX_BYTES / 4,
+    maxNodes: config.CONFIG_MAX_NODES,
+  })
+  // RESP2 for the subscriber: ioredis passes on tracking invalidations only as pub/sub messages.
+  const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 }).redis
+  const prefix = config.CONFIG_STORE_REDIS_PREFIX
+  const invalidation = startInvalidation({ redis, subscriber, prefix, cache, log, onChange })
+  const clients = [redis, subscriber]
+  const firstConnect = (c: Redis) =>
+    new Promise<void>((resolve) => {
+      if (c.status === 'ready') return resolve()
+      c.once('ready', () => resolve())
+      c.once('error', () => resolve())
+    })
+  // QUIT lets replies in flight arrive; a client that is not connected would wait for a reconnect that may never
+  // come (and hold the shutdown until its deadline), so it is just disconnected.
+  const quit = (c: Redis) =>
+    c.status === 'ready'
+      ? c.quit().then(
+          () => undefined,
+          () => c.disconnect(),
+        )
+      : c.disconnect()
+  return {
+    layer,
+    redis,
+    invalidation,
+    connected: Promise.all(clients.map(firstConnect)).then(() => invalidation.settled()),
+    close: async () => {
+      await Promise.all(clients.map(quit))
+    },
+  }
+}
