@@ -24,7 +24,8 @@ export interface Hit {
 /** A read never returns a bare `{}`: it is a hit, an answered absence, or a layer that could not answer. */
 export type ReadResult = Hit | { state: 'absent' } | { state: 'unavailable'; reason: string }
 
-export type DeleteOutcome = 'deleted' | 'absent'
+export const DeleteOutcomeSchema = Type.Union([Type.Literal('deleted'), Type.Literal('absent')])
+export type DeleteOutcome = Static<typeof DeleteOutcomeSchema>
 
 export const LayerHealthSchema = Type.Object({
   ok: Type.Boolean(),

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'
 import type { FileLayer } from '../../stores/file-layer.js'
 import { isValidKey, LAYER_ORDER, type LayerName, parseDocument } from '../../stores/layer.js'
-import { AppError } from '../errors.js'
+import { AppError, type ErrorDetail } from '../errors.js'
 import { canonicalHash, compareStamps } from '../store/canonical.js'
 import type { ConfigStore } from '../store/layered-store.js'
 import type { DocumentValidator } from '../store/validation.js'
@@ -201,6 +201,6 @@ async function legacyFileDrift(store: ConfigStore, key: string): Promise<{ warni
   }
 }
 
-function describe(errors: Array<{ path: string; message: string }>): string {
+function describe(errors: ErrorDetail[]): string {
   return errors.map((e) => `${e.path} ${e.message}`).join('; ')
 }

@@ -1,7 +1,7 @@
 // The shapes the store answers with, as TypeBox schemas: the HTTP replies are built from these, and the store's types
 // come from them, so the two cannot drift apart.
 import { type Static, Type } from 'typebox'
-import { LayerHealthSchema, LayerNameSchema } from '../../stores/layer.js'
+import { DeleteOutcomeSchema, LayerHealthSchema, LayerNameSchema } from '../../stores/layer.js'
 
 export const SchemaKindSchema = Type.Union([Type.Literal('builtin'), Type.Literal('custom'), Type.Literal('none')], {
   description: 'builtin: a key of this service; custom: a schema from CONFIG_SCHEMAS_DIR; none: free-form',
@@ -16,11 +16,9 @@ export const ListedKeySchema = Type.Object({
 })
 export type ListedKey = Static<typeof ListedKeySchema>
 
-export const DeleteOutcomesSchema = Type.Record(
-  Type.String(),
-  Type.Union([Type.Literal('deleted'), Type.Literal('absent')]),
-  { description: 'per layer: whether it held the key' },
-)
+export const DeleteOutcomesSchema = Type.Record(Type.String(), DeleteOutcomeSchema, {
+  description: 'per layer: whether it held the key',
+})
 
 export const LayerReportSchema = Type.Object({
   layer: LayerNameSchema,
