@@ -6,16 +6,8 @@ import { access, constants, mkdir, open, readdir, readFile, realpath, rename, rm
 import { basename, dirname, join, resolve, sep } from 'node:path'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 import { ByteMap, bytesOf } from '../src/store/byte-map.js'
-import {
-  type ConfigDocument,
-  isValidKey,
-  type Layer,
-  type ReadResult,
-  TextReader,
-  type TextReaderOptions,
-  textReaderDefaults,
-  timed,
-} from './layer.js'
+import { type ConfigDocument, isValidKey, type Layer, type ReadResult, timed } from './layer.js'
+import { TextReader, type TextReaderOptions, textReaderDefaults } from './text-reader.js'
 
 export interface FileLayerOptions extends Partial<TextReaderOptions> {
   dir: string

@@ -4,15 +4,8 @@
 import { type Dispatcher, Pool } from 'undici'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 import { jsonLimitError, STORED_SLACK } from '../src/store/json-limits.js'
-import {
-  type ConfigDocument,
-  hitFromDoc,
-  isDocument,
-  type Layer,
-  type ReadResult,
-  textReaderDefaults,
-  timed,
-} from './layer.js'
+import { type ConfigDocument, hitFromDoc, isDocument, type Layer, type ReadResult, timed } from './layer.js'
+import { textReaderDefaults } from './text-reader.js'
 
 export interface PhpLayerOptions {
   baseUrl: string

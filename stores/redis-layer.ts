@@ -3,16 +3,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
-import {
-  type ConfigDocument,
-  isValidKey,
-  type Layer,
-  type ReadResult,
-  TextReader,
-  type TextReaderOptions,
-  textReaderDefaults,
-  timed,
-} from './layer.js'
+import { type ConfigDocument, isValidKey, type Layer, type ReadResult, timed } from './layer.js'
+import { TextReader, type TextReaderOptions, textReaderDefaults } from './text-reader.js'
 
 export interface RedisLayerOptions extends Partial<TextReaderOptions> {
   redis: Redis
