@@ -10,6 +10,7 @@ import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
 import type { LayerName } from '../stores/layer.js'
 import { ConfigError } from './errors.js'
+import { DEFAULT_MAX_NODES } from './store/json-limits.js'
 
 const Flag = Type.String({
   pattern: '^(?:[01]|[Tt]rue|TRUE|[Ff]alse|FALSE|[Yy]es|YES|[Nn]o|NO|[YyNn]|[Oo]n|ON|[Oo]ff|OFF)?$',
@@ -42,7 +43,7 @@ export const EnvSchema = Type.Object({
   CONFIG_MAX_BYTES: Type.Integer({ minimum: 1, default: 1_048_576 }),
   CONFIG_MAX_NODES: Type.Integer({
     minimum: 1,
-    default: 16_000,
+    default: DEFAULT_MAX_NODES,
     description: 'most values (array items and object members) in one document',
   }),
   CONFIG_MAX_KEYS: Type.Integer({

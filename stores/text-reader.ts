@@ -1,7 +1,7 @@
 // Reading stored texts, shared by the Redis and files layers: each text is checked against the shape limits before it
 // is parsed, and what it holds is remembered per key, within a byte bound.
 import { ByteMap, bytesOf } from '../src/store/byte-map.js'
-import { jsonLimitError, STORED_SLACK } from '../src/store/json-limits.js'
+import { DEFAULT_MAX_NODES, jsonLimitError, STORED_SLACK } from '../src/store/json-limits.js'
 import { type ConfigDocument, type Hit, parseDocument, updatedAtOf } from './layer.js'
 
 // What a stored text holds (whether it is an object, its compact JSON and its `_updated_at`) is remembered per key,
@@ -63,4 +63,4 @@ export class TextReader {
 }
 
 /** Limits for a layer built without them (tests, tools): the configuration's defaults. */
-export const textReaderDefaults: TextReaderOptions = { maxBytes: 16 * 1024 * 1024, maxNodes: 16_000 }
+export const textReaderDefaults: TextReaderOptions = { maxBytes: 16 * 1024 * 1024, maxNodes: DEFAULT_MAX_NODES }

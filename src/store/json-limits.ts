@@ -5,6 +5,8 @@
 
 /** Nesting deeper than this is refused. */
 export const MAX_DEPTH = 64
+/** The default of CONFIG_MAX_NODES: most values (array items plus object members) in one document. */
+export const DEFAULT_MAX_NODES = 16_000
 /** Values a stored copy may hold beyond CONFIG_MAX_NODES: what the store and PHP add to a document they accepted
  * (`_updated_at`, the reply's envelope), so that everything written can be read back. */
 export const STORED_SLACK = 64
