@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Timestamp } from '../src/http/schemas.js'
 import { LayerReportSchema } from '../src/store/schemas.js'
+import { VERSION } from '../src/version.js'
 
 const ReadyReply = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
@@ -18,11 +19,26 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       logLevel: 'warn',
       schema: {
         summary: 'Liveness: 200 while the process serves',
-        response: { 200: Type.Object({ status: Type.Literal('ok'), timestamp: Timestamp }) },
+        response: { 200: Type.Object({ status: Type.Literal('ok'), version: Type.String(), timestamp: Timestamp }) },
       },
     },
-    async () => ({ status: 'ok' as const, timestamp: new Date().toISOString() }),
+    async () => ({ status: 'ok' as const, version: VERSION, timestamp: new Date().toISOString() }),
   )
+
+  app.get(
+    '/version',
+    {
+      logLevel: 'warn',
+      schema: {
+        summary: 'The version of the service (package.json), as the start-up line and config-store --version say',
+        response: { 200: Type.Object({ version: Type.String() }) },
+      },
+    },
+    async () => ({ version: VERSION }),
+  )
+
+  // The service's root says where its documentation is, instead of a 404.
+  app.get('/', { logLevel: 'warn', schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'))
 
   app.get(
     '/ready',

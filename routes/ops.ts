@@ -54,7 +54,13 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, 
     },
     async (request) => {
       const { keys, dryRun, verify, force } = request.body
-      return migrateToRedis(app.store, { keys, dryRun, verify, force, lockTtlMs: config.MIGRATION_LOCK_TTL_MS })
+      const options = { keys, dryRun, verify, force, lockTtlMs: config.MIGRATION_LOCK_TTL_MS }
+      const reply = await migrateToRedis(app.store, options).catch((err: unknown) => {
+        app.metrics.migrations.inc({ result: 'refused' }) // the lock held, Redis down, bad keys
+        throw err
+      })
+      app.metrics.migrations.inc({ result: reply.success ? 'success' : 'failure' })
+      return reply
     },
   )
 }

@@ -13,7 +13,7 @@ await build({
   splitting: true,
   format: 'esm',
   platform: 'node',
-  target: 'node20',
+  target: 'node22',
   minify: process.env.MINIFY !== '0',
   sourcemap: true,
   logLevel: 'warning',

@@ -8,11 +8,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify'
 import configRoutes from '../routes/config.js'
 import healthRoutes from '../routes/health.js'
 import legacyRoutes from '../routes/legacy.js'
+import metricsRoutes from '../routes/metrics.js'
 import opsRoutes from '../routes/ops.js'
 import type { AppConfig } from './config.js'
 import { AppError } from './errors.js'
 import auth from './http/auth.js'
 import { errorHandler } from './http/error-handler.js'
+import metrics from './http/plugins/metrics.js'
 import store from './http/plugins/store.js'
 import swagger from './http/plugins/swagger.js'
 import { lazyChildLogger } from './logger.js'
@@ -71,7 +73,8 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
     }
   })
   app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler(async (request) => {
+  app.setNotFoundHandler(async (request, reply) => {
+    app.metrics.unmatched(request, reply.code(404))
     throw new AppError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)
   })
   app.server.maxConnections = config.MAX_CONNECTIONS
@@ -83,11 +86,13 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
   )
 
   await app.register(store, { config })
+  await app.register(metrics, { config })
   await app.register(auth, { config, ...(onGeneratedToken ? { onGeneratedToken } : {}) })
   await app.register(swagger)
   await app.register(healthRoutes)
   await app.register(configRoutes)
   await app.register(legacyRoutes)
   await app.register(opsRoutes, { config })
+  if (config.metrics) await app.register(metricsRoutes)
   return app
 }

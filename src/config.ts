@@ -83,6 +83,10 @@ export const EnvSchema = Type.Object({
   PHP_TIMEOUT_MS: Ms(2000, 'PHP API response timeout (headers and body)'),
   PHP_CIRCUIT_RESET_MS: Ms(5000, 'how long the PHP API is skipped after 3 consecutive failures'),
   SHUTDOWN_TIMEOUT_MS: Ms(10_000, 'graceful shutdown deadline'),
+  METRICS_ENABLED: Type.Optional(Flag),
+  METRICS_PORT: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 65535, description: 'also serve /metrics, without auth, on this port' }),
+  ),
   MIGRATION_LOCK_TTL_MS: Type.Integer({
     minimum: 1000,
     default: 120_000,
@@ -104,16 +108,79 @@ export function isLoopback(host: string): boolean {
   return host === '::1'
 }
 
+/** The variables that hold credentials: their values never appear in a message. */
+const SECRET_VARIABLES = new Set(['CONFIG_API_TOKEN', 'AUTH_TOKENS', 'JWT_SECRET'])
+/** Names of these families that the service does not know are probably typos of ones it does. */
+const OWN_FAMILIES = /^(CONFIG_|REDIS_|JWT_|AUTH_|METRICS_)/
+const KNOWN = Object.keys(EnvSchema.properties)
+
+export interface Environment {
+  /** The variables the service knows, set and not empty. */
+  values: Record<string, string>
+  /** Which of them came from `.env` (the real environment wins over it). */
+  fromFile: ReadonlySet<string>
+  /** One line for each variable of the service's families it does not know, with the closest name it does. */
+  warnings: string[]
+}
+
 /** Reads `.env` from `cwd` (when present) under the real environment. */
-export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Record<string, string> {
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Environment {
   const file = resolve(cwd, '.env')
-  const fromFile = existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {}
-  const merged: Record<string, string> = {}
-  for (const [name, value] of Object.entries({ ...fromFile, ...env })) {
+  const fileValues = existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {}
+  const values: Record<string, string> = {}
+  const fromFile = new Set<string>()
+  const warnings: string[] = []
+  for (const [name, value] of Object.entries({ ...fileValues, ...env })) {
+    const known = Object.hasOwn(EnvSchema.properties, name)
+    if (!known && OWN_FAMILIES.test(name)) {
+      const where = Object.hasOwn(env, name) ? '' : ' (in .env)'
+      warnings.push(`${name}${where} is not a variable config-store knows; did you mean ${closest(name)}?`)
+    }
     // An empty variable means "not set", as in most shells' `VAR=` lines.
-    if (Object.hasOwn(EnvSchema.properties, name) && value !== undefined && value !== '') merged[name] = value
+    if (!known || value === undefined || value === '') continue
+    values[name] = value
+    if (!Object.hasOwn(env, name) || env[name] === '') fromFile.add(name)
   }
-  return merged
+  return { values, fromFile, warnings }
+}
+
+/** The known name nearest to `name` by edit distance. */
+function closest(name: string): string {
+  let best = KNOWN[0] as string
+  let bestDistance = Number.POSITIVE_INFINITY
+  for (const known of KNOWN) {
+    const d = editDistance(name, known)
+    if (d < bestDistance) [best, bestDistance] = [known, d]
+  }
+  return best
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(
+        (previous[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      )
+    previous = row
+  }
+  return previous[b.length] as number
+}
+
+/** What a refused value was, for the message: a secret only by its length. */
+function described(name: string, value: string): string {
+  return SECRET_VARIABLES.has(name) ? `got ${value.length} characters` : `got ${JSON.stringify(value)}`
+}
+
+/** The schema's message, or the allowed values of an enumeration (a union of literals). */
+function problem(name: string, message: string): string {
+  const options = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[name]?.anyOf
+  if (options?.every((o) => typeof o.const === 'string'))
+    return `must be one of ${options.map((o) => o.const).join(', ')}`
+  return message
 }
 
 /** Whole numbers only: "1.5" or "2e3" stay strings and fail the schema instead of being rounded. */
@@ -127,13 +194,16 @@ function convert(raw: Record<string, string | undefined>): Record<string, unknow
   return out
 }
 
-export function loadConfig(raw: Record<string, string | undefined>) {
+/** The configuration from an environment read by readEnvironment (or given whole, by tests and tools). */
+export function loadConfig(raw: Record<string, string | undefined>, fromFile: ReadonlySet<string> = new Set()) {
   const env = Value.Default(EnvSchema, convert(raw)) as Record<string, unknown>
   const [error] = checkEnv.Errors(env)
   if (error !== undefined) {
     const name = error.instancePath.slice(1) || String(Object.keys(env)[0])
-    const got = raw[name] === undefined ? '' : ` (got ${JSON.stringify(raw[name])})`
-    throw new ConfigError(`${name}: ${error.message}${got}`)
+    const value = raw[name]
+    const where = fromFile.has(name) ? ' (from .env)' : ''
+    const got = value === undefined ? '' : ` (${described(name, value)})`
+    throw new ConfigError(`${name}${where}: ${problem(name, error.message)}${got}`)
   }
   const e = env as Env
   const redisEnabled = e.REDIS_URL !== undefined && !truthy(e.CONFIG_STORE_DISABLE_REDIS)
@@ -144,10 +214,13 @@ export function loadConfig(raw: Record<string, string | undefined>) {
   const jwtMaxAgeSec = e.JWT_MAX_AGE === undefined ? undefined : durationSeconds(e.JWT_MAX_AGE)
   if (e.JWT_SECRET && jwtKey) throw new ConfigError('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both')
   const lkgDir = e.CONFIG_LKG_DIR ?? join(e.CONFIG_FILES_DIR, '.lkg')
-  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir }
+  const metrics = e.METRICS_ENABLED === undefined || truthy(e.METRICS_ENABLED)
+  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics }
 }
 
 export type AppConfig = ReturnType<typeof loadConfig>
+
+export const configFrom = (environment: Environment): AppConfig => loadConfig(environment.values, environment.fromFile)
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
 

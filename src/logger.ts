@@ -32,8 +32,19 @@ function requestFields(req: {
   }
 }
 
+/** A reply as the request's last log line shows it: the status, and who asked (a token's name or a JWT's `sub`, never
+ * the token). */
+function replyFields(reply: { statusCode?: number; request?: { principal?: { name: string } | null } }) {
+  const actor = reply.request?.principal?.name
+  return actor === undefined ? { statusCode: reply.statusCode } : { statusCode: reply.statusCode, actor }
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, serializers: { req: requestFields } }
+  const options = {
+    level,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    serializers: { req: requestFields, res: replyFields },
+  }
   if (destination !== undefined) return pino(options, destination)
   if (process.stdout.isTTY) return pino({ ...options, transport: { target: 'pino-pretty' } })
   return pino(options)

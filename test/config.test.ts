@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { loadConfig, readEnvironment } from '../src/config.js'
+import { configFrom, loadConfig, readEnvironment } from '../src/config.js'
 import { ConfigError } from '../src/errors.js'
 import { tempDir } from './helpers/app.js'
 
@@ -50,7 +50,6 @@ describe('configuration from the environment', () => {
     ['CONFIG_STORE_DISABLE_REDIS', 'maybe'],
     ['CONFIG_STORE_UNKNOWN_KEYS', 'deny'],
     ['EXTERNAL_CONFIG_BASE_URL', 'legacy.example.com'],
-    ['JWT_SECRET', 'short'],
     ['CONFIG_MAX_BYTES', '0'],
     ['PHP_TIMEOUT_MS', 'fast'],
   ])('%s=%s stops the start with one line naming the variable', (name, value) => {
@@ -78,7 +77,45 @@ describe('configuration from the environment', () => {
     const dir = tempDir('env')
     writeFileSync(join(dir, '.env'), 'PORT=9090\nLOG_LEVEL=debug\nCONFIG_FILES_DIR=/srv/config\nUNRELATED=1\n')
     const env = readEnvironment({ LOG_LEVEL: 'warn', CONFIG_STORE_MODE: '' }, dir)
-    expect(env).toEqual({ PORT: '9090', LOG_LEVEL: 'warn', CONFIG_FILES_DIR: '/srv/config' })
-    expect(readEnvironment({}, tempDir('no-env'))).toEqual({})
+    expect(env.values).toEqual({ PORT: '9090', LOG_LEVEL: 'warn', CONFIG_FILES_DIR: '/srv/config' })
+    expect([...env.fromFile].sort()).toEqual(['CONFIG_FILES_DIR', 'PORT'])
+    expect(readEnvironment({}, tempDir('no-env'))).toEqual({ values: {}, fromFile: new Set(), warnings: [] })
+  })
+
+  it('a variable of its families the service does not know is warned about, with the closest known name', () => {
+    const dir = tempDir('env')
+    writeFileSync(join(dir, '.env'), 'CONFIG_CACHE_TTL=5\n')
+    const { warnings } = readEnvironment({ REDIS_URI: 'redis://x', JWT_SECRETS: 'x', AUTH_TOKEN: '[]', HOME: '/' }, dir)
+    expect(warnings.sort()).toEqual([
+      'AUTH_TOKEN is not a variable config-store knows; did you mean AUTH_TOKENS?',
+      'CONFIG_CACHE_TTL (in .env) is not a variable config-store knows; did you mean CONFIG_CACHE_TTL_MS?',
+      'JWT_SECRETS is not a variable config-store knows; did you mean JWT_SECRET?',
+      'REDIS_URI is not a variable config-store knows; did you mean REDIS_URL?',
+    ])
+  })
+
+  it('an error says when the value came from .env', () => {
+    const dir = tempDir('env')
+    writeFileSync(join(dir, '.env'), 'PORT=eighty\n')
+    expect(() => configFrom(readEnvironment({}, dir))).toThrow(/^PORT \(from \.env\): .*\(got "eighty"\)$/)
+  })
+
+  it('a secret is never echoed: a bad JWT_SECRET is described by its length', () => {
+    const secret = 'short-but-secret'
+    expect(() => loadConfig({ JWT_SECRET: secret })).toThrow(/^JWT_SECRET: .*\(got 16 characters\)$/)
+    try {
+      loadConfig({ JWT_SECRET: secret })
+    } catch (err) {
+      expect((err as Error).message).not.toContain(secret)
+    }
+  })
+
+  it('an enumeration lists its allowed values', () => {
+    expect(() => loadConfig({ CONFIG_STORE_MODE: 'files_first' })).toThrow(
+      'CONFIG_STORE_MODE: must be one of redis_first, php_first (got "files_first")',
+    )
+    expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(
+      /must be one of fatal, error, warn, info, debug, trace, silent/,
+    )
   })
 })

@@ -4,6 +4,8 @@ import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { freePort } from '../scripts/redis-server.js'
+import { VERSION } from '../src/version.js'
 import { tempDir } from './helpers/app.js'
 import { spawnCli } from './helpers/cli.js'
 import { startPhpServer } from './helpers/php-server.js'
@@ -55,6 +57,35 @@ describe('the server process', () => {
     expect(lines.some((l) => l.msg === 'shutting down: finishing requests in flight')).toBe(true)
     expect(lines.every((l) => typeof l.level === 'number')).toBe(true)
     expect(out.stdout).not.toContain(token)
+  })
+
+  it('says where it listens at every log level, warns about an unknown variable, and serves METRICS_PORT', async () => {
+    const metricsPort = await freePort()
+    const { child, out, exited } = run({
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+      METRICS_PORT: String(metricsPort),
+      REDIS_URI: 'redis://127.0.0.1:6379',
+      CONFIG_FILES_DIR: tempDir(),
+      AUTH_TOKENS: JSON.stringify([{ name: 'ops', token: 'ops-token-0123456789', scopes: ['config:read'] }]),
+    })
+    await until(() => /listening on/.test(out.stderr) || child.exitCode !== null, 10_000, 50)
+    const lines = out.stderr.trim().split('\n')
+    expect(lines).toEqual([
+      'config-store: warning: REDIS_URI is not a variable config-store knows; did you mean REDIS_URL?',
+      expect.stringMatching(
+        new RegExp(
+          `^config-store ${VERSION.replaceAll('.', '\\.')} listening on http://127\\.0\\.0\\.1:\\d+, mode redis_first, layers files$`,
+        ),
+      ),
+    ])
+    expect(out.stdout).toBe('') // nothing at info: the line went to stderr
+    const scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+    expect(scraped.status).toBe(200)
+    expect(await scraped.text()).toMatch(/^config_store_process_cpu_user_seconds_total/m)
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/api/config`)).status).toBe(404)
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
   })
 
   it('SIGTERM lets a request in flight finish before the process exits', async () => {

@@ -2,7 +2,7 @@
 // standard input. The process gives its own (src/cli/bin.ts); tests give strings, and run commands in-process.
 import { readFileSync } from 'node:fs'
 import pino from 'pino'
-import { type AppConfig, loadConfig, readEnvironment } from '../config.js'
+import { type AppConfig, configFrom, readEnvironment } from '../config.js'
 import { createLogger } from '../logger.js'
 import type { ConfigStore } from '../store/layered-store.js'
 import { missingFilesDir, openStore } from '../store/open-store.js'
@@ -31,7 +31,12 @@ export function processContext(): CliContext {
   }
 }
 
-export const configOf = (ctx: CliContext): AppConfig => loadConfig(readEnvironment(ctx.env, ctx.cwd))
+/** The configuration, as the server reads it; a variable the service does not know is warned about. */
+export function configOf(ctx: CliContext): AppConfig {
+  const environment = readEnvironment(ctx.env, ctx.cwd)
+  for (const line of environment.warnings) warn(ctx, `warning: ${line}`)
+  return configFrom(environment)
+}
 
 /** `text` and a newline on standard output; answers `code`, the command's exit status. */
 export function print(ctx: CliContext, text: string, code: number): number {

@@ -3,6 +3,7 @@
 // this module runs nothing (src/cli/bin.ts is the process's entry). Errors end as one line on standard error, with
 // the exit status of their code in the error table (src/errors.ts).
 import { exitCodeOf, fatalLine, UsageError } from '../errors.js'
+import { VERSION } from '../version.js'
 import * as check from './commands/check.js'
 import * as exportCommand from './commands/export.js'
 import * as get from './commands/get.js'
@@ -36,6 +37,7 @@ ${Object.values(COMMANDS)
   .join('\n')}
 
 Configuration comes from the environment and ./.env, as for the server (see README.md).
+"config-store --version" prints the version.
 "config-store <command> --help" describes a command.`
 
 /** Runs one command line; never throws. */
@@ -43,6 +45,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
   try {
     const [name = 'serve', ...args] = argv
     if (name === '--help' || name === '-h' || name === 'help') return print(ctx, HELP, 0)
+    if (name === '--version' || name === '-V' || name === 'version') return print(ctx, VERSION, 0)
     const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
     if (command === undefined) throw new UsageError(`unknown command "${name}" (see config-store --help)`)
     if (args.includes('--help') || args.includes('-h')) return print(ctx, command.usage, 0)

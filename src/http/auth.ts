@@ -14,6 +14,9 @@ import { AppError, ConfigError } from '../errors.js'
 
 export const SCOPES = ['config:read', 'config:write', 'config:admin'] as const
 export type Scope = (typeof SCOPES)[number]
+/** Reading /metrics (Prometheus sends a bearer token); outside the nesting of the config scopes, and implied by
+ * config:admin. */
+export const METRICS_SCOPE = 'metrics:read'
 // A Map: a JWT scope named `constructor` must not find Object.prototype's members (it would have given NaN, and
 // NaN compares false against every level, so the token passed every check).
 const LEVEL: ReadonlyMap<string, number> = new Map([
@@ -27,7 +30,7 @@ export const StaticTokens = Type.Array(
   Type.Object({
     name: Type.String({ minLength: 1 }),
     token: Type.String({ minLength: 16, description: 'plain text, or sha256:<64 hex digits>' }),
-    scopes: Type.Array(Type.Union(SCOPES.map((s) => Type.Literal(s))), { minItems: 1 }),
+    scopes: Type.Array(Type.Union([...SCOPES, METRICS_SCOPE].map((s) => Type.Literal(s))), { minItems: 1 }),
     keys: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9_-]*\\*?$' }))),
   }),
 )
@@ -38,6 +41,8 @@ export interface Principal {
   level: number
   /** Key names or `prefix*` patterns the token may touch; undefined = every key. */
   keys?: string[] | undefined
+  /** May read /metrics. */
+  metrics: boolean
 }
 
 interface TokenEntry {
@@ -47,6 +52,7 @@ interface TokenEntry {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest()
 const levelOf = (scopes: readonly string[]) => Math.max(0, ...scopes.map((s) => LEVEL.get(s) ?? 0))
+const mayReadMetrics = (scopes: readonly string[]) => scopes.includes(METRICS_SCOPE) || levelOf(scopes) >= 3
 
 /** The static tokens from AUTH_TOKENS / AUTH_TOKENS_FILE; with no auth configured at all, one generated admin token
  * when bound to loopback, and a start-up error otherwise (never runs open). */
@@ -77,7 +83,7 @@ export function loadStaticTokens(config: AppConfig): { entries: TokenEntry[]; ge
     if (t.token.startsWith('sha256:') && !hashed)
       throw new ConfigError(`${source}: /${i}/token sha256: needs 64 hex digits`)
     return {
-      principal: { name: t.name, level: levelOf(t.scopes), keys: t.keys },
+      principal: { name: t.name, level: levelOf(t.scopes), keys: t.keys, metrics: mayReadMetrics(t.scopes) },
       digest: hashed?.[1] ? Buffer.from(hashed[1], 'hex') : sha256(t.token),
     }
   })
@@ -88,7 +94,8 @@ export function loadStaticTokens(config: AppConfig): { entries: TokenEntry[]; ge
     )
   }
   const generated = randomBytes(24).toString('base64url')
-  return { entries: [{ principal: { name: 'generated-admin', level: 3 }, digest: sha256(generated) }], generated }
+  const principal = { name: 'generated-admin', level: 3, metrics: true }
+  return { entries: [{ principal, digest: sha256(generated) }], generated }
 }
 
 function matchStatic(entries: TokenEntry[], token: string): Principal | undefined {
@@ -159,6 +166,7 @@ export function principalOfClaims(
       name: typeof sub === 'string' ? sub : 'jwt',
       level: levelOf(granted),
       keys: keys as string[] | undefined,
+      metrics: mayReadMetrics(granted),
     },
     untilSec,
   }
@@ -176,7 +184,15 @@ export function bearerToken(header: string | undefined): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1]
 }
 
-const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message)
+/** A 401, with the reason /metrics counts it under. */
+class AuthFailure extends AppError {
+  constructor(
+    message: string,
+    readonly reason: 'missing_token' | 'invalid_token' | 'invalid_jwt' | 'jwt_claims',
+  ) {
+    super('UNAUTHORIZED', message)
+  }
+}
 
 const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (token: string) => void }> = async (
   app,
@@ -204,10 +220,10 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
     try {
       claims = app.jwt.verify<Record<string, unknown>>(token)
     } catch {
-      throw unauthorized('the bearer token is not a valid, unexpired JWT')
+      throw new AuthFailure('the bearer token is not a valid, unexpired JWT', 'invalid_jwt')
     }
     const found = principalOfClaims(claims, Date.now() / 1000, config.jwtMaxAgeSec)
-    if (typeof found === 'string') throw unauthorized(found)
+    if (typeof found === 'string') throw new AuthFailure(found, 'jwt_claims')
     return { principal: found.principal, until: Math.min(found.untilSec * 1000, Date.now() + JWT_RECHECK_MS) }
   }
 
@@ -218,9 +234,9 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
 
   /** The principal of a bearer token, checked in full; throws UNAUTHORIZED. */
   function authenticate(token: string | undefined): Principal {
-    if (!token) throw unauthorized('an Authorization: Bearer <token> header is required')
+    if (!token) throw new AuthFailure('an Authorization: Bearer <token> header is required', 'missing_token')
     const found = verifyJwt(token) ?? matchStaticToken(token)
-    if (found === undefined) throw unauthorized('the bearer token is not valid')
+    if (found === undefined) throw new AuthFailure('the bearer token is not valid', 'invalid_token')
     if (verified.size >= VERIFIED_MAX) verified.clear()
     verified.set(token, found)
     return found.principal
@@ -246,11 +262,13 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
     const before = await failures(request, { increment: false })
     if (!before.isAllowed && before.remaining === 0) {
       reply.header('retry-after', String(Math.max(1, before.ttlInSeconds)))
+      app.metrics.rateLimited.inc()
       throw new AppError('TOO_MANY_REQUESTS', 'too many failed authentications from this address; retry later')
     }
     try {
       return authenticate(token)
     } catch (err) {
+      app.metrics.authFailures.inc({ reason: err instanceof AuthFailure ? err.reason : 'invalid_token' })
       await failures(request)
       throw err
     }
@@ -296,4 +314,4 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
   })
 }
 
-export default fp(authPlugin, { name: 'auth', fastify: '5.x', dependencies: ['store'] })
+export default fp(authPlugin, { name: 'auth', fastify: '5.x', dependencies: ['store', 'metrics'] })

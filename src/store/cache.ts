@@ -27,6 +27,9 @@ export interface CacheOptions {
 export class ConfigCache {
   readonly ttlMs: number
   epoch = 0
+  /** Reads answered from the cache, and reads that had to go to the layers, since start-up (counted by the store). */
+  hits = 0
+  misses = 0
   #active: boolean
   readonly #entries: ByteMap<{ value: Resolved; expires: number }>
 

@@ -16,6 +16,8 @@ export interface Invalidation {
   announce(key: string): Promise<void>
   /** Resolves when the set-up started so far has finished (or failed). */
   settled(): Promise<void>
+  /** Change notices received since start-up (each key of a tracking message counts once). */
+  received(): number
 }
 
 /** The keys a pub/sub message says changed: a tracking invalidation of prefixed Redis keys, or a key announced on
@@ -40,11 +42,13 @@ export function startInvalidation(opts: {
   const channel = `${prefix}:invalidate`
   let setup: Promise<void> = Promise.resolve()
   let subscriberId: number | undefined
+  let received = 0
 
   cache.setActive(false)
 
   subscriber.on('messageBuffer', (from: Buffer, message: Buffer | Buffer[] | null) => {
     for (const key of changedKeys(from.toString(), message, prefix)) {
+      received++
       if (key === null) cache.clear()
       else cache.invalidate(key)
       onChange?.(key)
@@ -99,6 +103,7 @@ export function startInvalidation(opts: {
 
   return {
     settled: () => setup,
+    received: () => received,
     async announce(key) {
       try {
         await redis.publish(channel, key)

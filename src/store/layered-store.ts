@@ -11,7 +11,7 @@ import { createKeyQuota } from './key-quota.js'
 import type { LastKnownGood } from './last-known-good.js'
 import { applyMergePatch } from './merge-patch.js'
 import { createOutageLog } from './outage-log.js'
-import { checkWritable, getFrom, type StoreParts } from './parts.js'
+import { checkWritable, getFrom, newCounts, type StoreCounts, type StoreParts } from './parts.js'
 import { createReader } from './reads.js'
 import type { LayerReport, ListedKey } from './schemas.js'
 import { type DocumentValidator, validOrThrow } from './validation.js'
@@ -37,7 +37,10 @@ export interface StoreStats {
   primary: LayerName
   /** Per layer, the reads and writes it could not answer since start-up. */
   unavailable: Partial<Record<LayerName, number>>
-  cache: { active: boolean; entries: number; bytes: number }
+  cache: { active: boolean; entries: number; bytes: number; hits: number; misses: number }
+  /** Change notices received from Redis (tracking and announcements). */
+  notices: number
+  counts: Readonly<StoreCounts>
 }
 
 export interface ConfigStore {
@@ -86,7 +89,8 @@ export function createConfigStore({
   const primary = layers[0]
   if (primary === undefined) throw new Error('no store layer is configured')
   const outages = createOutageLog(log)
-  const parts: StoreParts = { layers, primary, validator, cache, log, outages, invalidation, lkg }
+  const counts = newCounts()
+  const parts: StoreParts = { layers, primary, validator, cache, log, outages, invalidation, lkg, counts }
   const writer = createWriter(parts, createKeyQuota(layers, maxKeys))
   const { read, readFrom, list } = createReader(parts)
 
@@ -117,7 +121,11 @@ export function createConfigStore({
 
   return {
     validator,
-    readCached: (key) => cache.get(key),
+    readCached(key) {
+      const cached = cache.get(key)
+      if (cached !== undefined) cache.hits++
+      return cached
+    },
     read,
     readFrom,
     write,
@@ -133,7 +141,9 @@ export function createConfigStore({
       layers: layers.map((l) => l.name),
       primary: primary.name,
       unavailable: { ...outages.counts() },
-      cache: { active: cache.active, entries: cache.size, bytes: cache.bytes },
+      cache: { active: cache.active, entries: cache.size, bytes: cache.bytes, hits: cache.hits, misses: cache.misses },
+      notices: invalidation?.received() ?? 0,
+      counts,
     }),
     layers: () => layers,
     async refresh(key) {

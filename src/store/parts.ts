@@ -9,6 +9,29 @@ import type { LastKnownGood } from './last-known-good.js'
 import type { OutageLog } from './outage-log.js'
 import type { DocumentValidator } from './validation.js'
 
+/** What the store did since start-up, counted as plain numbers (read by /metrics when it is scraped). */
+export interface StoreCounts {
+  /** Per layer, its answers: hit, absent, unavailable. */
+  reads: Record<LayerName, Record<ReadResult['state'], number>>
+  /** Per layer, the answers it served while a layer above it was down (a fallback). */
+  fallbacks: Record<LayerName, number>
+  /** Per layer, the answers served from its last-known-good copy. */
+  stale: Record<LayerName, number>
+  /** Writes by outcome: written, refused (known not written), unknown. */
+  writes: { ok: number; refused: number; unknown: number }
+}
+
+export function newCounts(): StoreCounts {
+  const perLayer = () => ({ redis: 0, php: 0, files: 0 })
+  const states = () => ({ hit: 0, absent: 0, unavailable: 0 })
+  return {
+    reads: { redis: states(), php: states(), files: states() },
+    fallbacks: perLayer(),
+    stale: perLayer(),
+    writes: { ok: 0, refused: 0, unknown: 0 },
+  }
+}
+
 export interface StoreParts {
   layers: readonly Layer[]
   primary: Layer
@@ -18,11 +41,13 @@ export interface StoreParts {
   outages: OutageLog
   invalidation: Invalidation | undefined
   lkg: LastKnownGood | undefined
+  counts: StoreCounts
 }
 
 /** One layer's answer, remembered as that layer's last-known-good copy (or its absence). */
-export async function getFrom({ lkg }: StoreParts, l: Layer, key: string): Promise<ReadResult> {
+export async function getFrom({ lkg, counts }: StoreParts, l: Layer, key: string): Promise<ReadResult> {
   const r = await l.get(key)
+  counts.reads[l.name][r.state]++
   if (lkg !== undefined) {
     if (r.state === 'hit' && !(r.reused && lkg.knows(l.name, key))) lkg.see(l.name, key, r)
     else if (r.state === 'absent') lkg.forget(l.name, key)

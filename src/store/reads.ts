@@ -14,7 +14,7 @@ const FALLBACK_TTL_MS = 1000
 const LIST_READS = 8
 
 export function createReader(parts: StoreParts) {
-  const { layers, validator, cache, outages, lkg } = parts
+  const { layers, validator, cache, outages, lkg, counts } = parts
 
   /** The newest of `live` (a lower layer's answer) and the last-known-good copies of the layers above it that could
    * not be reached, by `_updated_at`; a tie goes to the live answer. */
@@ -32,6 +32,8 @@ export function createReader(parts: StoreParts) {
   /** A fallback or stale answer: said once in the log, and cached only briefly. */
   function servedDegraded(resolved: Resolved, down: LayerName[], epoch: number, from: LayerName | undefined) {
     const { key, source, stale } = resolved
+    if (stale) counts.stale[source]++
+    else counts.fallbacks[source]++
     outages.warn(
       `${from === undefined ? 'stale' : 'fallback'}:${source}:${key}`,
       from === undefined ? { layer: source, key, down } : { layer: source, key, down, stale: stale === true },
@@ -43,7 +45,11 @@ export function createReader(parts: StoreParts) {
 
   async function read(name: string): Promise<Resolved> {
     const cached = cache.get(name)
-    if (cached !== undefined) return cached
+    if (cached !== undefined) {
+      cache.hits++
+      return cached
+    }
+    cache.misses++
     checkKey(name)
     const key = validator.aliasOf(name) ?? name
     const epoch = cache.epoch

@@ -17,7 +17,7 @@ export interface Written {
 }
 
 export function createWriter(parts: StoreParts, quota: KeyQuota) {
-  const { layers, primary, cache, log, outages, lkg, invalidation } = parts
+  const { layers, primary, cache, log, outages, lkg, invalidation, counts } = parts
 
   /** Writes `doc` (stamped already) to the primary; 503 and nothing written when it is down. */
   async function commit(key: string, doc: ConfigDocument): Promise<Written> {
@@ -31,13 +31,17 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
       cache.invalidate(key)
       const outcome = err instanceof LayerUnavailableError ? err.outcome : 'unknown'
       const landed = outcome === 'unknown' ? await readBack(key, doc, json) : undefined
-      if (landed === undefined) throw refusedWrite(key, outcome, err)
+      if (landed === undefined) {
+        counts.writes[outcome === 'unknown' ? 'unknown' : 'refused']++
+        throw refusedWrite(key, outcome, err)
+      }
       log.info(
         { layer: primary.name, key, reason: reasonOf(err) },
         `write of ${key} failed, but reading back shows it landed`,
       )
       written = landed
     }
+    counts.writes.ok++
     cache.invalidate(key)
     // PHP stamps its own `_updated_at` (whole seconds): answer what the next read serves, not our stamp.
     if (primary.name === 'php') written = (await readBack(key, doc, json)) ?? written

@@ -186,3 +186,13 @@ describe('never runs open', () => {
     expect((await t.app.inject({ url: '/docs' })).statusCode).toBeLessThan(400)
   })
 })
+
+describe('request log lines', () => {
+  it('name the actor (the token name), never the token', async () => {
+    const t = await buildTestApp({ REDIS_URL: undefined })
+    await t.app.inject({ url: '/api/config', headers: bearer('write') })
+    const done = t.logs.find((l) => l.msg === 'request completed')
+    expect(done).toMatchObject({ res: { statusCode: 200, actor: 'writer' } })
+    expect(t.rawLogs.join('\n')).not.toContain(TOKENS.write)
+  })
+})

@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import { VERSION } from '../../version.js'
 
 const swaggerPlugin: FastifyPluginAsync = async (app) => {
   await app.register(swagger, {
@@ -14,7 +15,7 @@ const swaggerPlugin: FastifyPluginAsync = async (app) => {
       openapi: '3.0.3',
       info: {
         title: 'config-store',
-        version: '1.0.0',
+        version: VERSION,
         description: 'Layered config store (Redis, legacy PHP API, JSON files). See README.md.',
       },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
