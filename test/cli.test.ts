@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
 import { startRedisServer } from '../scripts/redis-server.js'
+import { VERSION } from '../src/version.js'
 import { redisClientForFile, tempDir, uniquePrefix } from './helpers/app.js'
 import { runCli, spawnCliDone } from './helpers/cli.js'
 import { buildLegacyWorld, token } from './helpers/legacy-world.js'
@@ -33,6 +34,7 @@ describe('config-store', () => {
     expect(help.code).toBe(0)
     for (const c of ['serve', 'check', 'migrate', 'get', 'set', 'export', 'import'])
       expect(help.stdout).toContain(`config-store ${c}`)
+    expect(await cli(['--version'], filesEnv())).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' })
     const sub = await cli(['migrate', '--help'], filesEnv())
     expect(sub.stdout).toMatch(/^config-store migrate \[--dry-run\]/)
     const bad = await cli(['frobnicate'], filesEnv())

@@ -18,7 +18,9 @@ describe('openapi.yaml', () => {
       '/api/verify_config_store',
       '/config_api.php',
       '/health',
+      '/metrics',
       '/ready',
+      '/version',
     ])
     const get = doc.paths['/api/config/{key}'].get
     expect(get.security).toEqual([{ bearerAuth: [] }])

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { bearer, buildTestApp, configFiles } from '../helpers/app.js'
@@ -199,5 +200,17 @@ describe('with Redis as the primary', () => {
       expect(res.statusCode).toBe(400)
     }
     expect(await redis.keys(`${t.prefix}*`)).toEqual([])
+  })
+})
+
+describe('the service root, /version and /health', () => {
+  it('say the one version, package.json’s, and / points at /docs', async () => {
+    const { app } = await buildTestApp({ REDIS_URL: undefined })
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
+    expect((await app.inject({ url: '/version' })).json()).toEqual({ version: pkg.version })
+    expect((await app.inject({ url: '/health' })).json()).toMatchObject({ status: 'ok', version: pkg.version })
+    const root = await app.inject({ url: '/' })
+    expect([root.statusCode, root.headers.location]).toEqual([302, '/docs'])
+    expect(app.swagger().info.version).toBe(pkg.version)
   })
 })
