@@ -215,11 +215,18 @@ async function main(): Promise<void> {
       serviceEnv(redisMain.url, dir, { CONFIG_CACHE_TTL_MS: '0' }),
       '/health',
     )
+    // The same service with METRICS_ENABLED=false, on the same Redis and prefix: what the per-request metrics cost.
+    const noMetrics = await startProcess(
+      'metrics-off',
+      SERVICE,
+      serviceEnv(redisMain.url, dir, { METRICS_ENABLED: 'false' }),
+      '/health',
+    )
     const downDir = mkdtempSync(join(tmpdir(), 'config-store-bench-down-'))
     const down = await startProcess('redis-down', SERVICE, serviceEnv(redisDown.url, downDir), '/health')
     const lkgDir = mkdtempSync(join(tmpdir(), 'config-store-bench-lkg-'))
     const lkg = await startProcess('redis-down-lkg', SERVICE, serviceEnv(redisLkg.url, lkgDir), '/health')
-    servers.push(service, uncached, down, lkg)
+    servers.push(service, noMetrics, uncached, down, lkg)
 
     const post = (s: Server, key: string, doc: object) =>
       fetch(`${s.base}/api/config/${key}`, {
@@ -264,6 +271,7 @@ async function main(): Promise<void> {
     const scenarios: Array<[string, (duration?: number) => Promise<Measure>]> = [
       ['ceiling-http', (duration) => load(ceilingHttp, '/x', { duration })],
       ['GET cached', (duration) => load(service, `/api/config/${KEY}`, { duration })],
+      ['GET cached, metrics off', (duration) => load(noMetrics, `/api/config/${KEY}`, { duration })],
       ['ceiling-redis', (duration) => load(ceilingRedis, '/x', { duration })],
       ['GET uncached', (duration) => load(uncached, `/api/config/${KEY}`, { duration })],
       ['POST', (duration) => load(service, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody, duration })],
@@ -348,6 +356,11 @@ function render(
       'cached GET req/s ÷ ceiling-http req/s',
       `${ratio(g('GET cached').rps, g('ceiling-http').rps).toFixed(2)} (≥ 0.85)`,
       ratio(g('GET cached').rps, g('ceiling-http').rps) >= 0.85,
+    ],
+    [
+      'cached GET req/s, metrics on ÷ metrics off (METRICS_ENABLED=false)',
+      `${ratio(g('GET cached').rps, g('GET cached, metrics off').rps).toFixed(2)} (≥ 0.95)`,
+      ratio(g('GET cached').rps, g('GET cached, metrics off').rps) >= 0.95,
     ],
     [
       'uncached GET req/s ÷ ceiling-redis req/s',

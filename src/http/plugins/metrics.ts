@@ -5,7 +5,7 @@
 // the HTTP counters, bound to each route when it is registered. Who may read /metrics: docs/api.md "Metrics".
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import { LAYER_ORDER } from '../../../stores/layer.js'
 import type { AppConfig } from '../../config.js'
 
@@ -31,36 +31,34 @@ const metricsPlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { c
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: PREFIX })
   const registers = [registry]
-  const requests = new Counter({
-    name: `${PREFIX}http_requests_total`,
-    help: 'HTTP requests answered, by route, method and status',
-    labelNames: ['route', 'method', 'status'],
-    registers,
-  })
-  const latency = new Histogram({
-    name: `${PREFIX}http_request_duration_seconds`,
-    help: 'time from the request arriving to its answer being sent, by route and method',
-    labelNames: ['route', 'method'],
-    buckets: SECONDS,
-    registers,
-  })
+  // Per route and method: answers by status, and a latency histogram, as plain numbers. prom-client's own Counter and
+  // Histogram hash their labels on every call; these are read, and turned into samples, only when scraped.
+  const series: Series = []
+  registry.registerMetric(requestsMetric(series) as never)
+  registry.registerMetric(latencyMetric(series) as never)
 
-  /** Counts one answer of `route`; the label sets are made once per route, method and status. */
+  /** Counts the answers of `route`, per method. */
   function recorder(route: string) {
-    const children = new Map<string, { count: Counter.Internal; time: Histogram.Internal<'route' | 'method'> }>()
+    const byMethod = new Map<string, Series[number]>()
     return (request: FastifyRequest, reply: FastifyReply) => {
-      const id = `${request.method} ${reply.statusCode}`
-      let child = children.get(id)
-      if (child === undefined) {
-        const method = request.method
-        child = {
-          count: requests.labels({ route, method, status: String(reply.statusCode) }),
-          time: latency.labels({ route, method }),
+      let s = byMethod.get(request.method)
+      if (s === undefined) {
+        s = {
+          route,
+          method: request.method,
+          statuses: new Map(),
+          buckets: new Array(SECONDS.length + 1).fill(0),
+          sum: 0,
         }
-        children.set(id, child)
+        byMethod.set(request.method, s)
+        series.push(s)
       }
-      child.count.inc()
-      child.time.observe(reply.elapsedTime / 1000)
+      s.statuses.set(reply.statusCode, (s.statuses.get(reply.statusCode) ?? 0) + 1)
+      const seconds = reply.elapsedTime / 1000
+      let i = 0
+      while (i < SECONDS.length && seconds > (SECONDS[i] as number)) i++
+      ;(s.buckets[i] as number)++
+      s.sum += seconds
     }
   }
 
@@ -190,3 +188,57 @@ const metricsPlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { c
 }
 
 export default fp(metricsPlugin, { name: 'metrics', fastify: '5.x', dependencies: ['store'] })
+
+type Series = Array<{ route: string; method: string; statuses: Map<number, number>; buckets: number[]; sum: number }>
+
+/** config_store_http_requests_total, in the shape prom-client's registry formats. */
+function requestsMetric(series: Series) {
+  const name = `${PREFIX}http_requests_total`
+  return {
+    name,
+    help: 'HTTP requests answered, by route, method and status',
+    type: 'counter',
+    aggregator: 'sum',
+    get: () => ({
+      name,
+      help: 'HTTP requests answered, by route, method and status',
+      type: 'counter',
+      aggregator: 'sum',
+      values: series.flatMap(({ route, method, statuses }) =>
+        [...statuses].map(([status, value]) => ({ labels: { route, method, status: String(status) }, value })),
+      ),
+    }),
+  }
+}
+
+/** config_store_http_request_duration_seconds: a histogram of the same series. */
+function latencyMetric(series: Series) {
+  const name = `${PREFIX}http_request_duration_seconds`
+  const help = 'time from the request arriving to its answer being sent, by route and method'
+  return {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: () => ({
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      values: series.flatMap(({ route, method, buckets, sum }) => {
+        let cumulative = 0
+        const count = buckets.reduce((a, b) => a + b, 0)
+        const bucketSamples = [...SECONDS, Number.POSITIVE_INFINITY].map((le, i) => {
+          cumulative += buckets[i] as number
+          const bound = le === Number.POSITIVE_INFINITY ? '+Inf' : String(le)
+          return { metricName: `${name}_bucket`, labels: { le: bound, route, method }, value: cumulative }
+        })
+        return [
+          ...bucketSamples,
+          { metricName: `${name}_sum`, labels: { route, method }, value: sum },
+          { metricName: `${name}_count`, labels: { route, method }, value: count },
+        ]
+      }),
+    }),
+  }
+}
