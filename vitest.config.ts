@@ -12,10 +12,13 @@ export default defineConfig({
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts', 'routes/**/*.ts', 'stores/**/*.ts'],
+      // The process entries run only in spawned processes (test/server.test.ts, test/cli.test.ts), which v8
+      // coverage of this process cannot see.
+      exclude: ['src/server.ts', 'src/cli/bin.ts', 'src/cli/commands/serve.ts'],
       reporter: ['text-summary'],
       // The level the suite reached when these were set (a little under it, for branches that depend on timing):
       // coverage may rise, never quietly drop.
-      thresholds: { statements: 94, branches: 89.5, functions: 92.5, lines: 95 },
+      thresholds: { statements: 95, branches: 90.5, functions: 94, lines: 96.5 },
     },
   },
 })
