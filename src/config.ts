@@ -215,7 +215,7 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
   if (e.JWT_SECRET && jwtKey) throw new ConfigError('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both')
   const lkgDir = e.CONFIG_LKG_DIR ?? join(e.CONFIG_FILES_DIR, '.lkg')
   const metrics = e.METRICS_ENABLED === undefined || truthy(e.METRICS_ENABLED)
-  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics }
+  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics, fromFile }
 }
 
 export type AppConfig = ReturnType<typeof loadConfig>

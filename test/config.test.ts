@@ -119,3 +119,14 @@ describe('configuration from the environment', () => {
     )
   })
 })
+
+describe('AUTH_TOKENS from .env', () => {
+  it('an unusable value says it came from .env', async () => {
+    const { loadStaticTokens } = await import('../src/http/auth.js')
+    const dir = tempDir('env')
+    writeFileSync(join(dir, '.env'), 'AUTH_TOKENS=not-json\n')
+    expect(() => loadStaticTokens(configFrom(readEnvironment({}, dir)))).toThrow(
+      'AUTH_TOKENS (from .env): not valid JSON',
+    )
+  })
+})

@@ -58,7 +58,8 @@ const mayReadMetrics = (scopes: readonly string[]) => scopes.includes(METRICS_SC
  * when bound to loopback, and a start-up error otherwise (never runs open). */
 export function loadStaticTokens(config: AppConfig): { entries: TokenEntry[]; generated?: string } {
   let list: StaticToken[] = []
-  const source = config.AUTH_TOKENS !== undefined ? 'AUTH_TOKENS' : 'AUTH_TOKENS_FILE'
+  const variable = config.AUTH_TOKENS !== undefined ? 'AUTH_TOKENS' : 'AUTH_TOKENS_FILE'
+  const source = config.fromFile.has(variable) ? `${variable} (from .env)` : variable
   let text = config.AUTH_TOKENS
   if (text === undefined && config.AUTH_TOKENS_FILE !== undefined) {
     try {
