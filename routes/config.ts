@@ -1,7 +1,7 @@
 // The config API (docs/api.md "Routes"): list, read (through the layers, or one layer with ?source=), write, merge-patch
 // and delete one key.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { allowsKey, isAdmin } from '../src/http/auth.js'
 import { now, resolvedBody, writtenBody } from '../src/http/bodies.js'
@@ -15,6 +15,7 @@ import {
   ListReply,
 } from '../src/http/schemas.js'
 import type { Resolved } from '../src/store/cache.js'
+import { etagOf, notModified, type Preconditions } from '../src/store/etag.js'
 
 const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
@@ -26,7 +27,20 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       .type('application/json; charset=utf-8')
       .send(text as never)
   }
-  const sendResolved = (reply: FastifyReply, r: Resolved) => send(reply, r.source, resolvedBody(r), r.stale)
+  /** A read's answer with its ETag, or 304 when If-None-Match names it (RFC 9110 §13.1.2). */
+  function sendResolved(request: FastifyRequest, reply: FastifyReply, r: Resolved): void {
+    r.etag ??= etagOf(r.json)
+    reply.header('etag', r.etag)
+    if (notModified(request.headers['if-none-match'], r.etag)) {
+      reply.header('x-config-source', r.source).code(304).send()
+      return
+    }
+    send(reply, r.source, resolvedBody(r), r.stale)
+  }
+  const preconditions = (request: FastifyRequest): Preconditions => ({
+    ifMatch: request.headers['if-match'],
+    ifNoneMatch: request.headers['if-none-match'],
+  })
 
   app.get(
     '/api/config',
@@ -48,7 +62,8 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { scope: 'config:read' },
       schema: {
-        summary: 'Read a config: the first layer that holds it, or one layer with ?source=',
+        summary:
+          'Read a config: the first layer that holds it, or one layer with ?source=. Answers an ETag; If-None-Match gives 304',
         params: KeyParams,
         querystring: Type.Object({ source: Type.Optional(LayerNameSchema) }),
         response: { 200: ConfigReply, ...errorResponses },
@@ -59,16 +74,24 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       request.authorizeKey(key, 'config:read')
       const { source } = request.query
       const hit = source === undefined ? store.readCached(key) : undefined
-      if (hit !== undefined) return sendResolved(reply, hit) // synchronous: no promise on the hot path
+      if (hit !== undefined) return sendResolved(request, reply, hit) // synchronous: no promise on the hot path
       const read = source === undefined ? store.read(key) : store.readFrom(source, key)
-      return read.then((r) => sendResolved(reply, r))
+      return read.then((r) => sendResolved(request, reply, r))
     },
   )
 
   // POST replaces the document, PATCH merges into it; both validate, stamp and write to the primary alike.
   for (const [method, summary, save] of [
-    ['POST', 'Replace a config: validated, stamped, written to the primary layer', store.write],
-    ['PATCH', 'JSON Merge Patch (RFC 7396) of a config, then validated and written like POST', store.patch],
+    [
+      'POST',
+      'Replace a config: validated, stamped, written to the primary layer (If-Match, If-None-Match: *)',
+      store.write,
+    ],
+    [
+      'PATCH',
+      'JSON Merge Patch (RFC 7396) of a config, atomic, then validated and written like POST (If-Match)',
+      store.patch,
+    ],
   ] as const) {
     app.route({
       method,
@@ -78,7 +101,8 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       handler: async (request, reply) => {
         const { key } = request.params
         request.authorizeKey(key, 'config:write')
-        const w = await save(key, request.body)
+        const w = await save(key, request.body, preconditions(request))
+        reply.header('etag', w.etag)
         send(reply, w.source, writtenBody(w))
       },
     })
@@ -97,7 +121,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { key } = request.params
       request.authorizeKey(key, 'config:admin')
-      const layers = await store.remove(key)
+      const layers = await store.remove(key, preconditions(request))
       return { status: 'success' as const, key, layers, timestamp: now() }
     },
   )

@@ -17,6 +17,7 @@ export const ErrorCodes = {
   MIGRATION_IN_PROGRESS: { status: 409, exit: 3 },
   QUOTA_EXCEEDED: { status: 409, exit: 1 },
   DELETE_REFUSED: { status: 409, exit: 1 },
+  PRECONDITION_FAILED: { status: 412, exit: 1 },
   PAYLOAD_TOO_LARGE: { status: 413, exit: 1 },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 1 },
   TOO_MANY_REQUESTS: { status: 429, exit: 1 },

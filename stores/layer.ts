@@ -43,6 +43,10 @@ export interface Layer {
   set(key: string, doc: ConfigDocument, json?: string): Promise<void>
   /** Throws LayerUnavailableError when the layer cannot answer. */
   delete(key: string): Promise<DeleteOutcome>
+  /** Atomically: when the key still holds `expected` (the raw text a read gave, or null for absent), replaces it with
+   * `json` (or deletes it, for null) and answers true; otherwise changes nothing and answers false. Only layers that
+   * can do this atomically against every writer have it (Redis); the store serialises the others in-process. */
+  swap?(key: string, expected: string | null, json: string | null): Promise<boolean>
   /** Config keys this layer holds (a layer that cannot list, like the PHP API, returns []). */
   listKeys(): Promise<string[]>
   health(): Promise<LayerHealth>
@@ -53,6 +57,9 @@ export const KEY_PATTERN = /^[a-z0-9_-]{1,128}$/
 export function isValidKey(key: unknown): key is string {
   return typeof key === 'string' && KEY_PATTERN.test(key)
 }
+
+/** The text a hit was read from, as a `swap` compares it. */
+export const rawOf = (hit: Hit): string => hit.raw ?? hit.json
 
 export const updatedAtOf = (doc: ConfigDocument) => (typeof doc._updated_at === 'string' ? doc._updated_at : null)
 

@@ -15,19 +15,19 @@ export interface RedisLayerOptions extends Partial<TextReaderOptions> {
 
 export interface RedisLayer extends Layer {
   readonly prefix: string
-  /** Writes `doc` only if the key still holds `expected` (the JSON text read before, or null for absent). */
-  compareAndSet(key: string, expected: string | null, doc: ConfigDocument): Promise<boolean>
+  swap: NonNullable<Layer['swap']>
   /** A lock at `<prefix>:<name>` that expires after `ttlMs` even if its holder dies; null when someone holds it. */
   tryLock(name: string, ttlMs: number): Promise<(() => Promise<void>) | null>
 }
 
-const CAS = `local cur = redis.call('GET', KEYS[1])
+// ARGV: expected absent ('1') or not, the expected text, then '1' to delete or '0' and the new text.
+const SWAP = `local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
   if cur then return 0 end
 elseif cur ~= ARGV[2] then
   return 0
 end
-redis.call('SET', KEYS[1], ARGV[3])
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[4]) end
 return 1`
 
 const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -102,12 +102,13 @@ export function createRedisLayer({ redis, prefix, connectionError, ...limits }: 
       return [...keys].sort()
     },
 
-    async compareAndSet(key, expected, doc) {
+    async swap(key, expected, json) {
+      const sent = redis.status === 'ready'
+      const args = [expected === null ? '1' : '0', expected ?? '', json === null ? '1' : '0', json ?? '']
       try {
-        const absent = expected === null ? '1' : '0'
-        return (await redis.eval(CAS, 1, prefix + key, absent, expected ?? '', JSON.stringify(doc))) === 1
+        return (await redis.eval(SWAP, 1, prefix + key, ...args)) === 1
       } catch (err) {
-        throw unavailable(err)
+        throw failedWrite(err, sent)
       }
     },
 

@@ -2,7 +2,7 @@
 // wins, Redis values that are newer are kept (docs/legacy.md, defect 5), every write is a compare-and-set against what was
 // read, and verification reads Redis directly. One migration at a time, across all instances.
 
-import type { ConfigDocument, Layer } from '../../stores/layer.js'
+import { type ConfigDocument, type Layer, rawOf } from '../../stores/layer.js'
 import type { RedisLayer } from '../../stores/redis-layer.js'
 import { AppError, type ErrorDetail } from '../errors.js'
 import { canonicalHash, canonicalJson, compareStamps } from '../store/canonical.js'
@@ -140,7 +140,7 @@ async function migrateKey(
   let written: boolean
   try {
     // Against the bytes read, not a re-serialisation: Python's `json.dumps` spacing is not ours.
-    written = await redis.compareAndSet(key, current.state === 'hit' ? (current.raw ?? current.json) : null, doc)
+    written = await redis.swap(key, current.state === 'hit' ? rawOf(current) : null, JSON.stringify(doc))
   } catch (err) {
     return done('failed', source, (err as Error).message, 'FAILED (redis write failed)')
   }

@@ -12,6 +12,8 @@ export interface Resolved {
   updatedAt: string | null
   /** Served from the last-known-good copy of a layer that could not be reached. */
   stale?: true
+  /** Its strong ETag, computed once per value by the route. */
+  etag?: string
   /** The GET response without its timestamp, built once per value by the route. */
   body?: string
   /** The whole GET response, and the millisecond its timestamp names. */

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { ConfigDocument, DeleteOutcome, Layer, LayerHealth, LayerName } from '../../stores/layer.js'
 import { AppError } from '../errors.js'
 import type { ConfigCache, Resolved } from './cache.js'
+import type { Preconditions } from './etag.js'
 import { type Imported, importBundle } from './import.js'
 import type { Invalidation } from './invalidation.js'
 import { createKeyQuota } from './key-quota.js'
@@ -53,11 +54,11 @@ export interface ConfigStore {
   /** One layer's copy, never the fallback chain. */
   readFrom(layer: LayerName, key: string): Promise<Resolved>
   /** Validates, stamps and writes the whole document to the primary. */
-  write(key: string, doc: ConfigDocument): Promise<Written>
+  write(key: string, doc: ConfigDocument, preconditions?: Preconditions): Promise<Written>
   /** JSON Merge Patch (RFC 7396) on the effective document, then written like `write`. */
-  patch(key: string, mergePatch: ConfigDocument): Promise<Written>
+  patch(key: string, mergePatch: ConfigDocument, preconditions?: Preconditions): Promise<Written>
   /** Deletes from every layer; per layer, whether it held the key. */
-  remove(key: string): Promise<Record<string, DeleteOutcome>>
+  remove(key: string, preconditions?: Preconditions): Promise<Record<string, DeleteOutcome>>
   /** Every key known to any layer or schema: complete, or a STORE_UNAVAILABLE naming what could not be read. */
   list(): Promise<ListedKey[]>
   /** Writes an export bundle's documents to the primary, all or nothing. */
@@ -94,18 +95,31 @@ export function createConfigStore({
   const writer = createWriter(parts, createKeyQuota(layers, maxKeys))
   const { read, readFrom, list } = createReader(parts)
 
-  async function write(key: string, input: ConfigDocument): Promise<Written> {
-    checkWritable(parts, key)
+  /** The stored form of `input`: valid for `key`, stamped now. */
+  function stamped(key: string, input: ConfigDocument): ConfigDocument {
     if (!validator.accepts(key))
       throw new AppError('INVALID_KEY', `${key} has no schema and CONFIG_STORE_UNKNOWN_KEYS=reject`)
-    const updatedAt = new Date().toISOString()
-    return writer.commit(key, { ...validOrThrow(validator, key, input), _updated_at: updatedAt })
+    return { ...validOrThrow(validator, key, input), _updated_at: new Date().toISOString() }
   }
 
-  async function patch(key: string, mergePatch: ConfigDocument): Promise<Written> {
+  async function write(key: string, input: ConfigDocument, preconditions: Preconditions = {}): Promise<Written> {
     checkWritable(parts, key)
-    const current = await read(key)
-    return write(key, applyMergePatch(JSON.parse(current.json), mergePatch) as ConfigDocument)
+    if (preconditions.ifMatch === undefined && preconditions.ifNoneMatch === undefined)
+      return writer.commit(key, stamped(key, input))
+    return writer.commitIf(key, () => stamped(key, input), preconditions)
+  }
+
+  /** Atomic: merged into the document as it is when written, made again if another write lands in between. */
+  async function patch(key: string, mergePatch: ConfigDocument, preconditions: Preconditions = {}): Promise<Written> {
+    checkWritable(parts, key)
+    return writer.commitIf(
+      key,
+      (base) => {
+        if (base === undefined) throw new AppError('CONFIG_NOT_FOUND', `no layer holds ${key}`)
+        return stamped(key, applyMergePatch(base, mergePatch) as ConfigDocument)
+      },
+      preconditions,
+    )
   }
 
   // /ready is anonymous: however often it is called, each layer (the PHP host, with our token) is probed at most once

@@ -33,6 +33,7 @@ describe('hand-built bodies match their response schemas', () => {
       json: '{"x":1}',
       source: 'php',
       updatedAt: '2026-12-01T00:00:00Z',
+      etag: '"x"',
     })
     expect(errorsOf(configReply, written)).toEqual([])
     expect(errorsOf(legacyRead, legacyReadBody('{"x":"y"}'))).toEqual([])
