@@ -14,12 +14,14 @@ describe('docker-compose.yml', () => {
 
   it('passes every variable of .env, defaults REDIS_URL to its own Redis, and needs no AUTH_TOKENS', () => {
     expect(service.env_file).toEqual([{ path: '.env', required: false }])
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose and shell syntax, not a template
     expect(service.environment).toEqual({ REDIS_URL: '${REDIS_URL:-redis://redis:6379}' })
     expect(read('docker-compose.yml')).not.toMatch(/AUTH_TOKENS:/) // a JWT-only set-up works
   })
 
   it('restarts unless stopped, publishes on loopback by default, and keeps /data and /backups', () => {
     expect(service.restart).toBe('unless-stopped')
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose and shell syntax, not a template
     expect(service.ports).toEqual(['${CONFIG_STORE_PUBLISH:-127.0.0.1:8080}:8080'])
     expect(service.volumes).toEqual(['config-data:/data', 'config-backups:/backups'])
   })
@@ -48,6 +50,7 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK .* CMD \["\/app\/bin\/healthcheck"\]$/m)
     const probe = read('bin/healthcheck')
     expect(probe).toMatch(/^#!\/usr\/bin\/env bash/)
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose and shell syntax, not a template
     expect(probe).toContain('${HOST:-127.0.0.1}')
     expect(probe).not.toMatch(/\bnode\b/)
   })
