@@ -17,6 +17,16 @@ import {
 import type { Resolved } from '../src/store/cache.js'
 import { etagOf, notModified, type Preconditions } from '../src/store/etag.js'
 
+/** The longest a blocking read waits. */
+const WAIT_MAX_MS = 5 * 60_000
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
+
+/** `30`, `30s`, `500ms`, `2m` → milliseconds, at most WAIT_MAX_MS (the pattern has checked the form). */
+function waitMs(text: string): number {
+  const [, amount, unit = 's'] = /^(\d+)(ms|s|m)?$/.exec(text) as RegExpExecArray
+  return Math.min(Number(amount) * (UNIT_MS[unit] as number), WAIT_MAX_MS)
+}
+
 const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
   // A JSON string sent with a JSON content type goes out as it is, without the serializer (src/http/bodies.ts).
@@ -37,6 +47,22 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     send(reply, r.source, resolvedBody(r), r.stale)
   }
+  /** Waits, while the client's If-None-Match names the current document, for it to change, at most `ms`. */
+  async function blockingRead(request: FastifyRequest, reply: FastifyReply, key: string, ms: number) {
+    const deadline = Date.now() + ms
+    const gone = new AbortController()
+    reply.raw.once('close', () => gone.abort()) // the client went away: stop waiting
+    let r = store.readCached(key) ?? (await store.read(key))
+    for (;;) {
+      r.etag ??= etagOf(r.json)
+      const left = deadline - Date.now()
+      if (left <= 0 || !notModified(request.headers['if-none-match'], r.etag)) break
+      if (!(await store.waitForChange(r.key, left, gone.signal))) break
+      r = await store.read(key)
+    }
+    sendResolved(request, reply, r)
+  }
+
   const preconditions = (request: FastifyRequest): Preconditions => ({
     ifMatch: request.headers['if-match'],
     ifNoneMatch: request.headers['if-none-match'],
@@ -65,14 +91,24 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary:
           'Read a config: the first layer that holds it, or one layer with ?source=. Answers an ETag; If-None-Match gives 304',
         params: KeyParams,
-        querystring: Type.Object({ source: Type.Optional(LayerNameSchema) }),
+        querystring: Type.Object({
+          source: Type.Optional(LayerNameSchema),
+          wait: Type.Optional(
+            Type.String({
+              pattern: '^[0-9]{1,9}(ms|s|m)?$',
+              description:
+                'a blocking read: with If-None-Match naming the current ETag, answer when the document changes, or 304 when this much time (seconds unless ms or m; at most 5m) has passed',
+            }),
+          ),
+        }),
         response: { 200: ConfigReply, ...errorResponses },
       },
     },
     (request, reply) => {
       const { key } = request.params
       request.authorizeKey(key, 'config:read')
-      const { source } = request.query
+      const { source, wait } = request.query
+      if (wait !== undefined && source === undefined) return blockingRead(request, reply, key, waitMs(wait))
       const hit = source === undefined ? store.readCached(key) : undefined
       if (hit !== undefined) return sendResolved(request, reply, hit) // synchronous: no promise on the hot path
       const read = source === undefined ? store.read(key) : store.readFrom(source, key)

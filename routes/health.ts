@@ -9,6 +9,7 @@ const ReadyReply = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
   degraded: Type.Boolean({ description: 'true when the primary layer is down' }),
   layers: Type.Array(LayerReportSchema),
+  waiting: Type.Integer({ description: 'blocking reads (GET …?wait=) waiting now' }),
   timestamp: Timestamp,
 })
 
@@ -59,6 +60,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         status: up ? ('ready' as const) : ('unavailable' as const),
         degraded: layers[0]?.ok !== true,
         layers: layers.map(({ error, ...l }) => (reasons && error !== undefined ? { ...l, error } : l)),
+        waiting: app.store.stats().waiting,
         timestamp: new Date().toISOString(),
       }
     },

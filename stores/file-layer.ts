@@ -13,6 +13,8 @@ export interface FileLayerOptions extends Partial<TextReaderOptions> {
   dir: string
   /** Legacy alternate file for `magic_link_tokens`, read before the files in `dir`. */
   magicLinkTokensFile?: string | undefined
+  /** Told the name of each `<name>.json` the directory's watch sees change (while the watch runs: after a read). */
+  onChange?: ((name: string) => void) | undefined
 }
 
 export interface FileLayer extends Layer {
@@ -49,6 +51,7 @@ class WatchedTexts {
   constructor(
     readonly root: string,
     maxBytes: number,
+    readonly onChange?: (name: string) => void,
   ) {
     this.#texts = new ByteMap(maxBytes)
   }
@@ -90,18 +93,22 @@ class WatchedTexts {
   #changed(name: string | Buffer | null): void {
     const file = name === null ? '' : String(name)
     if (file.startsWith('.')) return // temp files, and the service's own folders (.lkg)
-    if (file.endsWith('.json')) this.forget(file)
-    else if (!file.endsWith('.tmp')) this.stop()
+    if (file.endsWith('.json')) {
+      this.forget(file)
+      this.onChange?.(file.slice(0, -'.json'.length))
+    } else if (!file.endsWith('.tmp')) this.stop()
   }
 }
 
-export function createFileLayer({ dir, magicLinkTokensFile, ...limits }: FileLayerOptions): FileLayer {
+export function createFileLayer({ dir, magicLinkTokensFile, onChange, ...limits }: FileLayerOptions): FileLayer {
   const root = resolve(dir)
   const unavailable = (err: unknown) => new LayerUnavailableError('files', reasonOf(err), err)
   const { maxBytes, maxNodes } = { ...textReaderDefaults, ...limits }
   // The memo of file texts and the reader's memo of what they hold share this layer's part of the memory bound.
   const reader = new TextReader({ maxBytes: maxBytes / 2, maxNodes })
-  const texts = new WatchedTexts(root, maxBytes / 2)
+  const texts = new WatchedTexts(root, maxBytes / 2, (name) => {
+    if (isValidKey(name)) onChange?.(name)
+  })
 
   /** The text of a file of `root` (remembered while unchanged), or null when it does not exist. */
   async function readText(path: string): Promise<string | null> {

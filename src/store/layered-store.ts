@@ -5,6 +5,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { ConfigDocument, DeleteOutcome, Layer, LayerHealth, LayerName } from '../../stores/layer.js'
 import { AppError } from '../errors.js'
 import type { ConfigCache, Resolved } from './cache.js'
+import { KeyChanges } from './changes.js'
 import type { Preconditions } from './etag.js'
 import { type Imported, importBundle } from './import.js'
 import type { Invalidation } from './invalidation.js'
@@ -41,6 +42,8 @@ export interface StoreStats {
   cache: { active: boolean; entries: number; bytes: number; hits: number; misses: number }
   /** Change notices received from Redis (tracking and announcements). */
   notices: number
+  /** Blocking reads waiting now. */
+  waiting: number
   counts: Readonly<StoreCounts>
 }
 
@@ -71,8 +74,13 @@ export interface ConfigStore {
   /** After a change notice: re-reads the copies this instance remembers of `key`, so that its last-known-good is
    * never older than what was announced. */
   refresh(key: string): Promise<void>
-  /** Drops the cached value of `key`, after a write made to a layer directly (migrate's compare-and-set). */
-  forget(key: string): void
+  /** Drops the cached value of `key` and wakes its waiters: after a write made to a layer directly (migrate's
+   * compare-and-set), or a change notice (null: every key). */
+  forget(key: string | null): void
+  /** Resolves true when `key` changes within `ms` (a blocking read), false when the time is up. */
+  waitForChange(key: string, ms: number, signal?: AbortSignal): Promise<boolean>
+  /** Ends every blocking read now (at shutdown). */
+  releaseWaits(): void
 }
 
 /** A layer is probed for /ready at most once in this long; callers in between share the answer. */
@@ -91,7 +99,8 @@ export function createConfigStore({
   if (primary === undefined) throw new Error('no store layer is configured')
   const outages = createOutageLog(log)
   const counts = newCounts()
-  const parts: StoreParts = { layers, primary, validator, cache, log, outages, invalidation, lkg, counts }
+  const changes = new KeyChanges()
+  const parts: StoreParts = { layers, primary, validator, cache, log, outages, invalidation, lkg, counts, changes }
   const writer = createWriter(parts, createKeyQuota(layers, maxKeys))
   const { read, readFrom, list } = createReader(parts)
 
@@ -157,6 +166,7 @@ export function createConfigStore({
       unavailable: { ...outages.counts() },
       cache: { active: cache.active, entries: cache.size, bytes: cache.bytes, hits: cache.hits, misses: cache.misses },
       notices: invalidation?.received() ?? 0,
+      waiting: changes.waiting,
       counts,
     }),
     layers: () => layers,
@@ -165,6 +175,12 @@ export function createConfigStore({
       const known = layers.filter((l) => lkg.knows(l.name, key))
       await Promise.all(known.map((l) => getFrom(parts, l, key).catch(() => undefined)))
     },
-    forget: (key) => cache.invalidate(key),
+    forget(key) {
+      if (key === null) cache.clear()
+      else cache.invalidate(key)
+      changes.changed(key)
+    },
+    waitForChange: (key, ms, signal) => changes.wait(key, ms, signal),
+    releaseWaits: () => changes.release(),
   }
 }

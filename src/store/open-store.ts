@@ -52,6 +52,7 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
   for (const name of config.layers) {
     if (name === 'redis') {
       opened = await openRedis(config, log, cache, (key) => {
+        store.forget(key) // wakes its blocking reads; the cache has dropped it already
         for (const k of key === null ? lkg.keys() : [key]) void store.refresh(k)
       })
       layers.push(opened.layer)
@@ -64,6 +65,8 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
         magicLinkTokensFile: config.MAGIC_LINK_TOKENS_FILE,
         maxBytes: memory / 4,
         maxNodes: config.CONFIG_MAX_NODES,
+        // A file changed behind the service's back: its cached value goes, and its blocking reads wake.
+        onChange: (name) => store.forget(validator.aliasOf(name) ?? name),
       })
       layers.push(files)
     }

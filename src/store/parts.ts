@@ -4,6 +4,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import { isValidKey, type Layer, type LayerName, type ReadResult } from '../../stores/layer.js'
 import { AppError } from '../errors.js'
 import type { ConfigCache } from './cache.js'
+import type { KeyChanges } from './changes.js'
 import type { Invalidation } from './invalidation.js'
 import type { LastKnownGood } from './last-known-good.js'
 import type { OutageLog } from './outage-log.js'
@@ -42,6 +43,7 @@ export interface StoreParts {
   invalidation: Invalidation | undefined
   lkg: LastKnownGood | undefined
   counts: StoreCounts
+  changes: KeyChanges
 }
 
 /** One layer's answer, remembered as that layer's last-known-good copy (or its absence). */

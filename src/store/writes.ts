@@ -23,7 +23,7 @@ export interface Written {
 const SWAP_ATTEMPTS = 100
 
 export function createWriter(parts: StoreParts, quota: KeyQuota) {
-  const { layers, primary, cache, log, outages, lkg, invalidation, counts } = parts
+  const { layers, primary, cache, log, outages, lkg, invalidation, counts, changes } = parts
 
   // Writes to a primary that cannot swap atomically (files, PHP) are serialised per key in this process, so that a
   // conditional write's check and its write are not split by another write of the same instance.
@@ -134,6 +134,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     if (primary.name === 'php') written = (await readBack(key, doc, json)) ?? written
     written.etag = etagOf(written.json)
     lkg?.see(primary.name, key, written)
+    changes.changed(key)
     // A Redis write reaches other instances through tracking; anything else is announced.
     if (primary.name !== 'redis') await invalidation?.announce(key)
     return written
@@ -240,6 +241,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     })
     for (const l of layers) if (done[l.name] !== undefined) lkg?.forget(l.name, key)
     cache.invalidate(key)
+    changes.changed(key)
     await invalidation?.announce(key)
     if (down.length > 0) {
       const details = [

@@ -154,6 +154,14 @@ const metricsPlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { c
       this.set(stats().cache.bytes)
     },
   })
+  new Gauge({
+    name: `${PREFIX}blocking_reads`,
+    help: 'blocking reads (GET …?wait=) waiting now',
+    registers,
+    collect() {
+      this.set(stats().waiting)
+    },
+  })
   new Counter({
     name: `${PREFIX}invalidation_notices_total`,
     help: 'change notices received from Redis (tracking invalidations and announcements)',

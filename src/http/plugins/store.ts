@@ -20,6 +20,8 @@ const storePlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { con
   app.decorate('store', opened.store)
   app.decorate('redis', opened.redis)
   app.addHook('onReady', () => opened.connected)
+  // Blocking reads answer at once when the close begins, instead of holding it until their wait ends.
+  app.addHook('preClose', async () => opened.store.releaseWaits())
   app.addHook('onClose', () => opened.close())
 }
 
