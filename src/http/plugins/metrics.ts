@@ -138,30 +138,19 @@ const metricsPlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { c
       this.inc({ result: 'miss' }, misses)
     },
   })
-  new Gauge({
-    name: `${PREFIX}cache_entries`,
-    help: 'values in the read cache',
-    registers,
-    collect() {
-      this.set(stats().cache.entries)
-    },
-  })
-  new Gauge({
-    name: `${PREFIX}cache_bytes`,
-    help: 'bytes the read cache holds (bounded by 3/8 of CONFIG_CACHE_MAX_BYTES)',
-    registers,
-    collect() {
-      this.set(stats().cache.bytes)
-    },
-  })
-  new Gauge({
-    name: `${PREFIX}blocking_reads`,
-    help: 'blocking reads (GET …?wait=) waiting now',
-    registers,
-    collect() {
-      this.set(stats().waiting)
-    },
-  })
+  for (const [name, help, value] of [
+    ['cache_entries', 'values in the read cache', () => stats().cache.entries],
+    ['cache_bytes', 'bytes the read cache holds (bounded by 3/8 of CONFIG_CACHE_MAX_BYTES)', () => stats().cache.bytes],
+    ['blocking_reads', 'blocking reads (GET …?wait=) waiting now', () => stats().waiting],
+  ] as const)
+    new Gauge({
+      name: `${PREFIX}${name}`,
+      help,
+      registers,
+      collect() {
+        this.set(value())
+      },
+    })
   new Counter({
     name: `${PREFIX}invalidation_notices_total`,
     help: 'change notices received from Redis (tracking invalidations and announcements)',
