@@ -18,6 +18,8 @@ export interface Hit {
   readonly reused?: boolean
   /** The text exactly as stored (Redis), for a compare-and-set against it. */
   readonly raw?: string
+  /** The document's strong ETag, when the layer keeps it (computed once per stored text). */
+  readonly etag?: string
 }
 
 /** A read never returns a bare `{}`: it is a hit, an answered absence, or a layer that could not answer. */

@@ -1,27 +1,47 @@
 // Reading stored texts, shared by the Redis and files layers: each text is checked against the shape limits before it
 // is parsed, and what it holds is remembered per key, within a byte bound.
 import { ByteMap, bytesOf } from '../src/store/byte-map.js'
+import { etagOf } from '../src/store/etag.js'
 import { DEFAULT_MAX_NODES, jsonLimitError, STORED_SLACK } from '../src/store/json-limits.js'
 import { type ConfigDocument, type Hit, parseDocument, updatedAtOf } from './layer.js'
 
 // What a stored text holds (whether it is an object, its compact JSON and its `_updated_at`) is remembered per key,
 // with the text it was read from: the same value read again — the usual case — costs a string comparison, not a
 // parse. The document itself is parsed only when someone asks for it; a read served as JSON text never needs it.
+/** What the memo keeps of a stored text; its ETag is computed the first time a read needs it, then kept. */
+interface Known {
+  text: string
+  json: string
+  updatedAt: string | null
+  etag?: string
+}
+
 class TextHit implements Hit {
   readonly state = 'hit'
   #doc: ConfigDocument | undefined
   constructor(
-    readonly json: string,
-    readonly updatedAt: string | null,
-    readonly raw: string,
+    readonly known: Known,
     readonly reused: boolean,
     doc?: ConfigDocument,
   ) {
     this.#doc = doc
   }
+  get json(): string {
+    return this.known.json
+  }
+  get updatedAt(): string | null {
+    return this.known.updatedAt
+  }
+  get raw(): string {
+    return this.known.text
+  }
   get doc(): ConfigDocument {
     this.#doc ??= JSON.parse(this.json) as ConfigDocument
     return this.#doc
+  }
+  get etag(): string {
+    this.known.etag ??= etagOf(this.known.json)
+    return this.known.etag
   }
 }
 
@@ -33,7 +53,7 @@ export interface TextReaderOptions {
 }
 
 export class TextReader {
-  readonly #last: ByteMap<{ text: string; json: string; updatedAt: string | null }>
+  readonly #last: ByteMap<Known>
   readonly #maxNodes: number
 
   constructor({ maxBytes, maxNodes }: TextReaderOptions) {
@@ -46,15 +66,16 @@ export class TextReader {
    * `", "`). */
   hit(key: string, text: string): Hit | string {
     const last = this.#last.get(key)
-    if (last !== undefined && last.text === text) return new TextHit(last.json, last.updatedAt, text, true)
+    if (last !== undefined && last.text === text) return new TextHit(last, true)
     const tooBig = jsonLimitError(text, this.#maxNodes + STORED_SLACK)
     if (tooBig !== undefined) return tooBig
     const doc = parseDocument(text)
     if (doc === undefined) return 'does not hold a JSON object'
     const json = JSON.stringify(doc)
     const updatedAt = updatedAtOf(doc)
-    this.#last.set(key, { text, json, updatedAt }, bytesOf(text) + (json === text ? 0 : bytesOf(json)) + 64)
-    return new TextHit(json, updatedAt, text, false, doc)
+    const known: Known = { text, json, updatedAt }
+    this.#last.set(key, known, bytesOf(text) + (json === text ? 0 : bytesOf(json)) + 128)
+    return new TextHit(known, false, doc)
   }
 
   forget(key: string): void {

@@ -1,7 +1,7 @@
 // Reads (docs/architecture.md "Reads"): the first layer in order that holds the key wins, unless a layer above it
 // could not be reached and its last-known-good copy is newer. Only an answer with no layer above it down is cached
 // for the full TTL; a fallback or stale answer is logged once and cached briefly. A listing is complete or an error.
-import type { LayerName } from '../../stores/layer.js'
+import type { Hit, LayerName } from '../../stores/layer.js'
 import { AppError, reasonOf } from '../errors.js'
 import type { Resolved } from './cache.js'
 import { compareStampTexts } from './canonical.js'
@@ -12,6 +12,9 @@ import type { ListedKey } from './schemas.js'
 const FALLBACK_TTL_MS = 1000
 /** Reads a listing makes at once, so a store of large documents does not trip the command timeout on itself. */
 const LIST_READS = 8
+
+/** The hit's ETag when its layer keeps one (computed once per stored text), so that reads do not hash it again. */
+const etagOfHit = (hit: Hit) => (hit.etag === undefined ? {} : { etag: hit.etag })
 
 export function createReader(parts: StoreParts) {
   const { layers, validator, cache, outages, lkg, counts } = parts
@@ -57,7 +60,7 @@ export function createReader(parts: StoreParts) {
     for (const l of layers) {
       const r = await getFrom(parts, l, key)
       if (r.state === 'hit') {
-        const live: Resolved = { key, json: r.json, source: l.name, updatedAt: r.updatedAt }
+        const live: Resolved = { key, json: r.json, source: l.name, updatedAt: r.updatedAt, ...etagOfHit(r) }
         if (down.length === 0) {
           cache.set(live, epoch)
           return live
@@ -82,7 +85,7 @@ export function createReader(parts: StoreParts) {
     checkKey(requested)
     const key = validator.aliasOf(requested) ?? requested
     const r = await getFrom(parts, layerNamed(parts, name), key)
-    if (r.state === 'hit') return { key, json: r.json, source: name, updatedAt: r.updatedAt }
+    if (r.state === 'hit') return { key, json: r.json, source: name, updatedAt: r.updatedAt, ...etagOfHit(r) }
     if (r.state === 'absent') throw new AppError('CONFIG_NOT_FOUND', `the ${name} layer does not hold ${key}`)
     outages.unavailable(name, key, r.reason)
     throw new AppError('STORE_UNAVAILABLE', `the ${name} layer could not be reached`)
