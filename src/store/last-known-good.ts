@@ -18,9 +18,11 @@ export interface KnownCopy {
   /** The document's compact JSON text. */
   json: string
   updatedAt: string | null
+  /** Its ETag, once a read has needed it. */
+  etag?: string
 }
 
-const digest = (json: string) => createHash('sha256').update(json).digest('base64')
+const digest = (json: string) => createHash('sha256').update(json).digest('base64url')
 const fileName = (layer: LayerName, key: string) => `${key}.${layer}`
 
 export class LastKnownGood {
@@ -82,7 +84,8 @@ export class LastKnownGood {
     if (layers?.get(layer) === sum) return
     if (layers === undefined) this.#index.set(key, new Map([[layer, sum]]))
     else layers.set(layer, sum)
-    const known = { json: copy.json, updatedAt: copy.updatedAt }
+    // The digest is the ETag's own hash (src/store/etag.ts): a stale answer served from this copy needs no other.
+    const known = { json: copy.json, updatedAt: copy.updatedAt, etag: `"${sum}"` }
     this.#recent.set(fileName(layer, key), known, bytesOf(copy.json) + 64)
     this.#change(fileName(layer, key), known)
   }

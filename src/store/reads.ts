@@ -5,6 +5,7 @@ import type { Hit, LayerName } from '../../stores/layer.js'
 import { AppError, reasonOf } from '../errors.js'
 import type { Resolved } from './cache.js'
 import { compareStampTexts } from './canonical.js'
+import { etagOf } from './etag.js'
 import { checkKey, getFrom, layerNamed, type StoreParts } from './parts.js'
 import type { ListedKey } from './schemas.js'
 
@@ -26,8 +27,10 @@ export function createReader(parts: StoreParts) {
     for (const name of lkg === undefined ? [] : down) {
       const copy = await lkg?.get(name, key)
       if (copy === undefined) continue
-      if (best === undefined || compareStampTexts(copy.updatedAt, best.updatedAt) > 0)
-        best = { key, json: copy.json, source: name, updatedAt: copy.updatedAt, stale: true }
+      if (best !== undefined && compareStampTexts(copy.updatedAt, best.updatedAt) <= 0) continue
+      const etag = copy.etag ?? etagOf(copy.json)
+      copy.etag = etag
+      best = { key, json: copy.json, source: name, updatedAt: copy.updatedAt, stale: true, etag }
     }
     return best
   }
