@@ -15,8 +15,10 @@ export class KeyChanges {
       const waiters = this.#waiting.get(key) ?? new Set()
       this.#waiting.set(key, waiters)
       this.#count++
+      const abort = () => done(false)
       const done = (changed: boolean) => {
         clearTimeout(timer)
+        signal?.removeEventListener('abort', abort)
         if (!waiters.delete(done)) return
         this.#count--
         if (waiters.size === 0 && this.#waiting.get(key) === waiters) this.#waiting.delete(key)
@@ -24,7 +26,7 @@ export class KeyChanges {
       }
       const timer = setTimeout(() => done(false), ms)
       waiters.add(done)
-      signal?.addEventListener('abort', () => done(false), { once: true })
+      signal?.addEventListener('abort', abort, { once: true })
     })
   }
 
