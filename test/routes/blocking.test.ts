@@ -67,6 +67,22 @@ describe('blocking reads', () => {
     expect((await answer).json().data).toEqual({ v: 'by hand' })
   })
 
+  it('end when the client goes away', async () => {
+    const t = await world({ REDIS_URL: undefined })
+    const etag = (await t.post({ v: 1 })).headers.etag as string
+    await t.app.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = t.app.server.address() as { port: number }
+    const gone = new AbortController()
+    const request = fetch(`http://127.0.0.1:${port}/api/config/k?wait=5m`, {
+      headers: { ...bearer('read'), 'if-none-match': etag },
+      signal: gone.signal,
+    }).catch((err: Error) => err.name)
+    await until(async () => (await t.waiting()) === 1)
+    gone.abort()
+    expect(await request).toBe('AbortError')
+    await until(async () => (await t.waiting()) === 0)
+  })
+
   it('end when the service closes, instead of holding the close until the wait is over', async () => {
     const t = await world({ REDIS_URL: undefined })
     const etag = (await t.post({ v: 1 })).headers.etag as string
