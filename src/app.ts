@@ -12,7 +12,7 @@ import metricsRoutes from '../routes/metrics.js'
 import opsRoutes from '../routes/ops.js'
 import type { AppConfig } from './config.js'
 import { AppError } from './errors.js'
-import auth from './http/auth.js'
+import auth, { securityHeaders } from './http/auth.js'
 import { errorHandler } from './http/error-handler.js'
 import metrics from './http/plugins/metrics.js'
 import store from './http/plugins/store.js'
@@ -74,6 +74,7 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
   })
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(async (request, reply) => {
+    securityHeaders(reply)
     app.metrics.unmatched(request, reply.code(404))
     throw new AppError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)
   })

@@ -293,26 +293,40 @@ const authPlugin: FastifyPluginAsync<{ config: AppConfig; onGeneratedToken?: (to
       throw new AppError('FORBIDDEN', `this token may not touch ${key}`)
   })
 
-  // A callback hook, not an async one: a token seen before costs no promise on the hot path.
-  app.addHook('onRequest', (request, reply, done) => {
-    // Config answers hold settings and credentials: never stored by a cache on the way, never sniffed as HTML.
-    reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff')
-    const { scope, optionalAuth } = request.routeOptions.config
-    if (scope === undefined && !(optionalAuth && request.headers.authorization)) return done()
-    const token = bearerToken(request.headers.authorization)
-    const known = token === undefined ? undefined : verified.get(token)
-    if (known !== undefined && known.until > Date.now()) {
-      request.principal = known.principal
-      return done(scope === undefined ? undefined : scopeError(known.principal, scope))
+  /** The onRequest hook of a route needing `scope` (or, with `optionalAuth`, reading a token when one is sent). A
+   * callback hook, not an async one: a token seen before costs no promise on the hot path. */
+  function authHook(scope: Scope | undefined, optionalAuth: boolean) {
+    return (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+      securityHeaders(reply)
+      if (scope === undefined && !(optionalAuth && request.headers.authorization)) return done()
+      const token = bearerToken(request.headers.authorization)
+      const known = token === undefined ? undefined : verified.get(token)
+      if (known !== undefined && known.until > Date.now()) {
+        request.principal = known.principal
+        return done(scope === undefined ? undefined : scopeError(known.principal, scope))
+      }
+      authenticateUnknown(request, reply, token).then(
+        (principal) => {
+          request.principal = principal
+          done(scope === undefined ? undefined : scopeError(principal, scope))
+        },
+        (err: AppError) => done(scope === undefined ? undefined : err), // optional auth: a bad token is anonymous
+      )
     }
-    authenticateUnknown(request, reply, token).then(
-      (principal) => {
-        request.principal = principal
-        done(scope === undefined ? undefined : scopeError(principal, scope))
-      },
-      (err: AppError) => done(scope === undefined ? undefined : err), // optional auth: a bad token is anonymous
-    )
+  }
+
+  // What a route needs is read once, when it is registered, rather than from request.routeOptions on every request
+  // (which builds an object each time): each route gets its own hook, with its needs bound.
+  app.addHook('onRoute', (route) => {
+    const hook = authHook(route.config?.scope, route.config?.optionalAuth === true)
+    route.onRequest = route.onRequest === undefined ? [hook] : [hook, ...[route.onRequest].flat()]
   })
+}
+
+/** Config answers hold settings and credentials: never stored by a cache on the way, never sniffed as HTML. Every
+ * route sets these (through its auth hook), and so does the answer for no route. */
+export function securityHeaders(reply: FastifyReply): void {
+  reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff')
 }
 
 export default fp(authPlugin, { name: 'auth', fastify: '5.x', dependencies: ['store', 'metrics'] })

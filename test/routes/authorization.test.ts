@@ -287,6 +287,10 @@ describe('headers and log lines', () => {
       ['/api/config/absent', bearer('read')],
       ['/config_api.php?key=a', bearer('read')],
       ['/api/config/k', {}],
+      ['/no/such/route', {}],
+      ['/health', {}],
+      ['/ready', bearer('read')],
+      ['/metrics', {}],
     ] as const) {
       const res = await t.app.inject({ url, headers })
       expect(res.headers['cache-control'], url).toBe('no-store')
