@@ -3,8 +3,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { allowsKey, isAdmin } from '../src/http/auth.js'
-import { now, resolvedBody, writtenBody } from '../src/http/bodies.js'
+import { AppError } from '../src/errors.js'
+import { actorOf, allowsKey, isAdmin } from '../src/http/auth.js'
+import { now, resolvedBody, revisionBody, writtenBody } from '../src/http/bodies.js'
 import {
   ConfigReply,
   DeleteReply,
@@ -13,9 +14,11 @@ import {
   KeyParams,
   LayerNameSchema,
   ListReply,
+  RevisionNumber,
 } from '../src/http/schemas.js'
 import type { Resolved } from '../src/store/cache.js'
-import { etagOf, notModified, type Preconditions } from '../src/store/etag.js'
+import { etagOf, notModified } from '../src/store/etag.js'
+import type { WriteOptions } from '../src/store/layered-store.js'
 
 /** The longest a blocking read waits. */
 const WAIT_MAX_MS = 5 * 60_000
@@ -63,10 +66,26 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     sendResolved(request, reply, r)
   }
 
-  const preconditions = (request: FastifyRequest): Preconditions => ({
+  /** A write's preconditions, and who makes it. */
+  const writeOptions = (request: FastifyRequest): WriteOptions => ({
     ifMatch: request.headers['if-match'],
     ifNoneMatch: request.headers['if-none-match'],
+    by: { actor: actorOf(request), via: 'api' },
   })
+
+  /** `?revision=N`: that revision's document, with its ETag (If-None-Match gives 304). */
+  async function revisionRead(request: FastifyRequest, reply: FastifyReply, key: string, n: number) {
+    const found = await store.revision(key, n)
+    if (found.json === null || found.etag === null)
+      throw new AppError('CONFIG_NOT_FOUND', `revision ${n} of ${key} deleted it: it has no document`)
+    const { revision } = found
+    reply.header('etag', found.etag).header('x-config-revision', String(n))
+    if (notModified(request.headers['if-none-match'], found.etag)) return reply.code(304).send()
+    const updatedAt = (JSON.parse(found.json) as { _updated_at?: unknown })._updated_at
+    const stamp = typeof updatedAt === 'string' ? updatedAt : null
+    const body = revisionBody(key, found.json, revision.source, stamp, n)
+    send(reply, revision.source, body)
+  }
 
   app.get(
     '/api/config',
@@ -93,6 +112,10 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: KeyParams,
         querystring: Type.Object({
           source: Type.Optional(LayerNameSchema),
+          revision: Type.Optional({
+            ...RevisionNumber,
+            description: 'that revision of the document (GET …/history lists them), instead of the current one',
+          }),
           wait: Type.Optional(
             Type.String({
               pattern: '^[0-9]{1,9}(ms|s|m)?$',
@@ -107,7 +130,12 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     (request, reply) => {
       const { key } = request.params
       request.authorizeKey(key, 'config:read')
-      const { source, wait } = request.query
+      const { source, wait, revision } = request.query
+      if (revision !== undefined) {
+        if (source !== undefined || wait !== undefined)
+          throw new AppError('BAD_REQUEST', '?revision= reads history: it cannot be combined with ?source= or ?wait=')
+        return revisionRead(request, reply, key, revision)
+      }
       if (wait !== undefined && source === undefined) return blockingRead(request, reply, key, waitMs(wait))
       const hit = source === undefined ? store.readCached(key) : undefined
       if (hit !== undefined) return sendResolved(request, reply, hit) // synchronous: no promise on the hot path
@@ -137,8 +165,9 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       handler: async (request, reply) => {
         const { key } = request.params
         request.authorizeKey(key, 'config:write')
-        const w = await save(key, request.body, preconditions(request))
+        const w = await save(key, request.body, writeOptions(request))
         reply.header('etag', w.etag)
+        if (w.revision !== null) reply.header('x-config-revision', String(w.revision))
         send(reply, w.source, writtenBody(w))
       },
     })
@@ -157,8 +186,8 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { key } = request.params
       request.authorizeKey(key, 'config:admin')
-      const layers = await store.remove(key, preconditions(request))
-      return { status: 'success' as const, key, layers, timestamp: now() }
+      const { layers, revision } = await store.remove(key, writeOptions(request))
+      return { status: 'success' as const, key, layers, revision, timestamp: now() }
     },
   )
 }

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AppError } from '../src/errors.js'
+import { actorOf } from '../src/http/auth.js'
 import { legacyReadBody, now } from '../src/http/bodies.js'
 import { Document, LegacyError, LegacyRead, Timestamp } from '../src/http/schemas.js'
 import { isDocument, isValidKey } from '../stores/layer.js'
@@ -64,7 +65,7 @@ const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const key = normalize(request.body.key)
       if (!isValidKey(key) || !isDocument(request.body.config)) throw new AppError('BAD_REQUEST', 'Invalid payload')
       request.authorizeKey(key, 'config:write')
-      await store.write(key, request.body.config)
+      await store.write(key, request.body.config, { by: { actor: actorOf(request), via: 'legacy-api' } })
       return { success: true as const, status: 'success' as const, timestamp: now() }
     },
   )

@@ -2,7 +2,7 @@
 // Bearer-token routes, so the legacy session cookie and its missing CSRF protection (docs/legacy.md, defect 8) are gone.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AppConfig } from '../src/config.js'
-import { allowsKey, isAdmin, type Principal } from '../src/http/auth.js'
+import { actorOf, allowsKey, isAdmin, type Principal } from '../src/http/auth.js'
 import { errorResponses } from '../src/http/schemas.js'
 import { migrateToRedis } from '../src/ops/migrate.js'
 import { MigrateBody, MigrateReply, VerifyBody, VerifyReply } from '../src/ops/schemas.js'
@@ -54,7 +54,7 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, 
     },
     async (request) => {
       const { keys, dryRun, verify, force } = request.body
-      const options = { keys, dryRun, verify, force, lockTtlMs: config.MIGRATION_LOCK_TTL_MS }
+      const options = { keys, dryRun, verify, force, lockTtlMs: config.MIGRATION_LOCK_TTL_MS, actor: actorOf(request) }
       const reply = await migrateToRedis(app.store, options).catch((err: unknown) => {
         app.metrics.migrations.inc({ result: 'refused' }) // the lock held, Redis down, bad keys
         throw err

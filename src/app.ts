@@ -5,8 +5,10 @@ import type { IncomingMessage } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import fastJson from 'fast-json-stringify'
 import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify'
+import changesRoutes from '../routes/changes.js'
 import configRoutes from '../routes/config.js'
 import healthRoutes from '../routes/health.js'
+import historyRoutes from '../routes/history.js'
 import legacyRoutes from '../routes/legacy.js'
 import metricsRoutes from '../routes/metrics.js'
 import opsRoutes from '../routes/ops.js'
@@ -92,6 +94,8 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
   await app.register(swagger)
   await app.register(healthRoutes)
   await app.register(configRoutes)
+  await app.register(historyRoutes)
+  await app.register(changesRoutes, { config })
   await app.register(legacyRoutes)
   await app.register(opsRoutes, { config })
   if (config.metrics) await app.register(metricsRoutes)

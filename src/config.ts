@@ -87,6 +87,22 @@ export const EnvSchema = Type.Object({
   METRICS_PORT: Type.Optional(
     Type.Integer({ minimum: 1, maximum: 65535, description: 'also serve /metrics, without auth, on this port' }),
   ),
+  CONFIG_HISTORY_MAX: Type.Integer({
+    minimum: 1,
+    maximum: 100_000,
+    default: 100,
+    description: 'revisions kept per key, with their documents',
+  }),
+  CONFIG_FEED_MAX: Type.Integer({
+    minimum: 10,
+    default: 10_000,
+    description: 'change events kept for resuming the feed (about: Redis trims with MAXLEN ~)',
+  }),
+  CONFIG_FEED_HEARTBEAT_MS: Type.Integer({
+    minimum: 100,
+    default: 15_000,
+    description: 'a comment line on an idle change feed, so that proxies keep it open',
+  }),
   MIGRATION_LOCK_TTL_MS: Type.Integer({
     minimum: 1000,
     default: 120_000,

@@ -13,6 +13,7 @@ export const ErrorCodes = {
   FORBIDDEN: { status: 403, exit: 1 },
   CONFIG_NOT_FOUND: { status: 404, exit: 1 },
   NOT_FOUND: { status: 404, exit: 1 },
+  REVISION_NOT_FOUND: { status: 404, exit: 1 },
   METHOD_NOT_ALLOWED: { status: 405, exit: 1 },
   MIGRATION_IN_PROGRESS: { status: 409, exit: 3 },
   QUOTA_EXCEEDED: { status: 409, exit: 1 },

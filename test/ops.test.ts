@@ -148,6 +148,7 @@ describe('migrate', () => {
     const result = await migrateToRedis(t.app.store, {
       keys: ['runtime_flags'],
       lockTtlMs: 10_000,
+      actor: 'test',
       beforeWrite: async (key) => {
         await redis.set(`${t.prefix}${key}`, JSON.stringify({ gmail_ingress_enabled: false, by: 'someone else' }))
       },
@@ -176,6 +177,7 @@ describe('migrate', () => {
     const first = migrateToRedis(t.app.store, {
       keys: ['polling_config'],
       lockTtlMs: 10_000,
+      actor: 'test',
       beforeWrite: () => {
         reached()
         return new Promise<void>((r) => {
@@ -211,6 +213,7 @@ describe('migrate', () => {
     await expect(
       migrateToRedis(t.app.store, {
         lockTtlMs: 10_000,
+        actor: 'test',
         beforeWrite: async () => {
           throw new Error('crash inside the migration')
         },

@@ -1,6 +1,7 @@
 // What a command runs with: its environment and working directory (where `.env` is read), its output streams, and
 // standard input. The process gives its own (src/cli/bin.ts); tests give strings, and run commands in-process.
 import { readFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import pino from 'pino'
 import { type AppConfig, configFrom, readEnvironment } from '../config.js'
 import { createLogger } from '../logger.js'
@@ -36,6 +37,20 @@ export function configOf(ctx: CliContext): AppConfig {
   const environment = readEnvironment(ctx.env, ctx.cwd)
   for (const line of environment.warnings) warn(ctx, `warning: ${line}`)
   return configFrom(environment)
+}
+
+/** Who a command's changes are recorded as: `cli:<user>`. */
+export function cliActor(ctx: CliContext): string {
+  const user = ctx.env.USER ?? ctx.env.LOGNAME ?? safeUser()
+  return `cli:${user}`
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return 'unknown' // a uid with no passwd entry (a container started with --user)
+  }
 }
 
 /** `text` and a newline on standard output; answers `code`, the command's exit status. */

@@ -135,6 +135,9 @@ declare module 'fastify' {
   }
 }
 
+/** Who a request's changes are recorded as: the static token's name, the JWT's `sub` (`anonymous` without auth). */
+export const actorOf = (request: FastifyRequest): string => request.principal?.name ?? 'anonymous'
+
 export function isAdmin(principal: Principal | null): boolean {
   return principal !== null && principal.level >= levelNeeded('config:admin')
 }

@@ -19,8 +19,15 @@ export function now(): string {
 }
 
 /** ConfigReply without its closing timestamp. Key names and layer names never need escaping (docs/keys.md). */
-const configBodyStart = (key: string, json: string, source: string, updatedAt: string | null, stale?: true) =>
-  `{"status":"success","key":"${key}","data":${json},"meta":{"source":"${source}","updated_at":${JSON.stringify(updatedAt)}${stale ? ',"stale":true' : ''}}`
+const configBodyStart = (
+  key: string,
+  json: string,
+  source: string,
+  updatedAt: string | null,
+  stale?: true,
+  revision?: number | null,
+) =>
+  `{"status":"success","key":"${key}","data":${json},"meta":{"source":"${source}","updated_at":${JSON.stringify(updatedAt)}${stale ? ',"stale":true' : ''}${revision === undefined ? '' : `,"revision":${revision}`}}`
 
 /** A read's ConfigReply. A cached value keeps its body, and its timestamped form for the millisecond it names. */
 export function resolvedBody(r: Resolved): string {
@@ -35,7 +42,11 @@ export function resolvedBody(r: Resolved): string {
 
 /** A write's ConfigReply. */
 export const writtenBody = (w: Written) =>
-  `${configBodyStart(w.key, w.json, w.source, w.updatedAt)},"timestamp":"${now()}"}`
+  `${configBodyStart(w.key, w.json, w.source, w.updatedAt, undefined, w.revision)},"timestamp":"${now()}"}`
+
+/** A revision's document as a ConfigReply (`?revision=N`). */
+export const revisionBody = (key: string, json: string, source: string, updatedAt: string | null, revision: number) =>
+  `${configBodyStart(key, json, source, updatedAt, undefined, revision)},"timestamp":"${now()}"}`
 
 /** The PHP contract's read: both shapes, `{ success, config }` and `{ status, data, timestamp }`. */
 export const legacyReadBody = (json: string) =>

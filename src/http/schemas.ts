@@ -3,6 +3,7 @@
 import { Type } from 'typebox'
 import { type ConfigDocument, KEY_PATTERN, LayerNameSchema } from '../../stores/layer.js'
 import { type ErrorCode, ErrorCodes, ErrorDetailSchema } from '../errors.js'
+import { RevisionSchema } from '../store/history/schemas.js'
 import { DeleteOutcomesSchema, ListedKeySchema } from '../store/schemas.js'
 
 export const Timestamp = Type.String({ format: 'date-time' })
@@ -32,6 +33,12 @@ export const ErrorBody = Type.Object({
 export const Meta = Type.Object({
   source: LayerNameSchema,
   updated_at: Type.Union([Type.String(), Type.Null()]),
+  revision: Type.Optional(
+    Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+      description:
+        'a write: the revision it made (null: it landed, but its revision could not be recorded); a read with ?revision=: that revision',
+    }),
+  ),
   stale: Type.Optional(
     Type.Literal(true, {
       description: 'the layer could not be reached: this is its last-known-good copy (header X-Config-Stale: 1)',
@@ -57,8 +64,44 @@ export const DeleteReply = Type.Object({
   status: Type.Literal('success'),
   key: Type.String(),
   layers: DeleteOutcomesSchema,
+  revision: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+    description: 'the revision the delete made (null: it could not be recorded)',
+  }),
   timestamp: Timestamp,
 })
+
+export const HistoryReply = Type.Object({
+  status: Type.Literal('success'),
+  key: Type.String(),
+  revisions: Type.Array(RevisionSchema, { description: 'newest first' }),
+  timestamp: Timestamp,
+})
+
+export const PatchOperationSchema = Type.Object({
+  op: Type.Union([
+    Type.Literal('add'),
+    Type.Literal('remove'),
+    Type.Literal('replace'),
+    Type.Literal('move'),
+    Type.Literal('copy'),
+    Type.Literal('test'),
+  ]),
+  path: Type.String(),
+  value: Type.Optional(Type.Unknown()),
+  from: Type.Optional(Type.String()),
+})
+
+export const DiffReply = Type.Object({
+  status: Type.Literal('success'),
+  key: Type.String(),
+  from: Type.Integer({ minimum: 1 }),
+  to: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: 'null: the current document' }),
+  patch: Type.Array(PatchOperationSchema, { description: 'RFC 6902 JSON Patch from `from` to `to`' }),
+  timestamp: Timestamp,
+})
+
+/** A revision number in a query string or a body. */
+export const RevisionNumber = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
 
 /** The PHP contract's read: both shapes. */
 export const LegacyRead = Type.Object({

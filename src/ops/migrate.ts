@@ -16,6 +16,8 @@ export interface MigrateOptions {
   verify?: boolean | undefined
   force?: boolean | undefined
   lockTtlMs: number
+  /** Who runs it: the revisions it makes name them, with via `migrate`. */
+  actor: string
   /** Test seam: runs between reading Redis and the compare-and-set, where a concurrent writer would strike. */
   beforeWrite?: (key: string) => Promise<void>
 }
@@ -139,8 +141,13 @@ async function migrateKey(
   await options.beforeWrite?.(key)
   let written: boolean
   try {
-    // Against the bytes read, not a re-serialisation: Python's `json.dumps` spacing is not ours.
-    written = await redis.swap(key, current.state === 'hit' ? rawOf(current) : null, JSON.stringify(doc))
+    // Against the bytes read, not a re-serialisation: Python's `json.dumps` spacing is not ours. Redis as the primary:
+    // a revision of the key, made in the same script; below the primary (php_first), a copy that changes no revision.
+    const expected = current.state === 'hit' ? rawOf(current) : null
+    written =
+      store.layers()[0] === redis
+        ? await store.compareAndSet(key, expected, doc, { actor: options.actor, via: 'migrate' })
+        : await redis.swap(key, expected, JSON.stringify(doc))
   } catch (err) {
     return done('failed', source, (err as Error).message, 'FAILED (redis write failed)')
   }

@@ -3,6 +3,7 @@
 // put back in the primary as they were before the import.
 import { type ConfigDocument, isDocument, isValidKey, type ReadResult } from '../../stores/layer.js'
 import { AppError, reasonOf } from '../errors.js'
+import type { Attribution } from './history/schemas.js'
 import { checkWritable, type StoreParts } from './parts.js'
 import { validOrThrow } from './validation.js'
 import type { Writer } from './writes.js'
@@ -19,8 +20,9 @@ export async function importBundle(
   writer: Writer,
   configs: Record<string, unknown>,
   dryRun: boolean,
+  by: Attribution,
 ): Promise<Imported> {
-  const { primary, validator, cache } = parts
+  const { primary, validator } = parts
   const problems: string[] = []
   for (const [key, doc] of Object.entries(configs)) {
     const result = isDocument(doc)
@@ -48,7 +50,7 @@ export async function importBundle(
   const written: string[] = []
   try {
     for (const key of keys) {
-      await restore(parts, writer, key, configs[key] as ConfigDocument)
+      await restore(parts, writer, key, configs[key] as ConfigDocument, by)
       written.push(key)
     }
   } catch (err) {
@@ -59,11 +61,10 @@ export async function importBundle(
     for (const key of undo) {
       const old = before.get(key)
       try {
-        await (old?.state === 'hit' ? primary.set(key, old.doc, old.json) : primary.delete(key))
+        await writer.putBack(key, old?.state === 'hit' ? old.json : null, by)
       } catch (undoErr) {
         notUndone.push(`${key} (${reasonOf(undoErr)})`)
       }
-      cache.invalidate(key)
     }
     const undone = undo.filter((k) => !notUndone.some((n) => n.startsWith(`${k} (`)))
     const rolledBack = undone.length > 0 ? `rolled back ${undone.join(', ')}` : 'nothing to roll back'
@@ -80,11 +81,12 @@ export async function importBundle(
 }
 
 /** Puts back an exported document as it was (its own `_updated_at` kept, stamped only when missing), validated. */
-async function restore(parts: StoreParts, writer: Writer, key: string, input: ConfigDocument) {
+async function restore(parts: StoreParts, writer: Writer, key: string, input: ConfigDocument, by: Attribution) {
   checkWritable(parts, key)
   validOrThrow(parts.validator, key, input)
   return writer.commit(
     key,
     typeof input._updated_at === 'string' ? input : { ...input, _updated_at: new Date().toISOString() },
+    by,
   )
 }

@@ -6,6 +6,7 @@
 
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Redis } from 'ioredis'
+import { isValidKey } from '../../stores/layer.js'
 import { reasonOf } from '../errors.js'
 import type { ConfigCache } from './cache.js'
 
@@ -21,12 +22,16 @@ export interface Invalidation {
 }
 
 /** The keys a pub/sub message says changed: a tracking invalidation of prefixed Redis keys, or a key announced on
- * `<prefix>:invalidate`; null stands for every key (a FLUSHDB or FLUSHALL). */
+ * `<prefix>:invalidate`; null stands for every key (a FLUSHDB or FLUSHALL). The service's own names under the prefix
+ * (history, the feed, locks: they hold a colon) are no config key, and are left out. */
 export function changedKeys(channel: string, message: Buffer | Buffer[] | null, prefix: string): Array<string | null> {
   if (channel === `${prefix}:invalidate`) return [String(message)]
   if (channel !== TRACKING_CHANNEL) return []
   if (message === null) return [null]
-  return [message].flat().map((full) => full.toString().slice(prefix.length))
+  return [message]
+    .flat()
+    .map((full) => full.toString().slice(prefix.length))
+    .filter(isValidKey)
 }
 
 export function startInvalidation(opts: {

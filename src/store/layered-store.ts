@@ -2,24 +2,43 @@
 // writes go to the primary only and deletes reach every layer (src/store/writes.ts); `_updated_at` is stamped here,
 // for every writer. Routes, ops and the command line use the store only through the ConfigStore interface.
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { ConfigDocument, DeleteOutcome, Layer, LayerHealth, LayerName } from '../../stores/layer.js'
+import { type ConfigDocument, isValidKey, type Layer, type LayerHealth, type LayerName } from '../../stores/layer.js'
 import { AppError } from '../errors.js'
 import type { ConfigCache, Resolved } from './cache.js'
 import { KeyChanges } from './changes.js'
-import type { Preconditions } from './etag.js'
+import { etagOf } from './etag.js'
+import type { Feed, History } from './history/history.js'
+import type { Attribution, Revision } from './history/schemas.js'
 import { type Imported, importBundle } from './import.js'
 import type { Invalidation } from './invalidation.js'
+import { jsonPatch, type PatchOperation } from './json-patch.js'
 import { createKeyQuota } from './key-quota.js'
 import type { LastKnownGood } from './last-known-good.js'
 import { applyMergePatch } from './merge-patch.js'
 import { createOutageLog } from './outage-log.js'
-import { checkWritable, getFrom, newCounts, type StoreCounts, type StoreParts } from './parts.js'
+import { checkKey, checkWritable, getFrom, newCounts, type StoreCounts, type StoreParts } from './parts.js'
 import { createReader } from './reads.js'
 import type { LayerReport, ListedKey } from './schemas.js'
 import { type DocumentValidator, validOrThrow } from './validation.js'
-import { createWriter, type Written } from './writes.js'
+import { ANONYMOUS, createWriter, type Removed, type WriteOptions, type Written } from './writes.js'
 
-export type { Written }
+export type { Removed, WriteOptions, Written }
+
+/** A revision with its document (null for a delete). */
+export interface RevisionDocument {
+  key: string
+  revision: Revision
+  json: string | null
+  etag: string | null
+}
+
+export interface Diff {
+  key: string
+  from: number
+  /** The revision compared to; null: the current document. */
+  to: number | null
+  patch: PatchOperation[]
+}
 
 export interface StoreOptions {
   layers: Layer[]
@@ -31,6 +50,8 @@ export interface StoreOptions {
   maxKeys?: number
   /** The newest copy seen of each layer, served while that layer is unreachable. */
   lkg?: LastKnownGood | undefined
+  /** Where revisions and the change feed are kept. */
+  history: History
 }
 
 export interface StoreStats {
@@ -44,6 +65,10 @@ export interface StoreStats {
   notices: number
   /** Blocking reads waiting now. */
   waiting: number
+  /** Change feed connections open now. */
+  listeners: number
+  /** Where history is kept. */
+  history: History['kind']
   counts: Readonly<StoreCounts>
 }
 
@@ -56,16 +81,32 @@ export interface ConfigStore {
   read(key: string): Promise<Resolved>
   /** One layer's copy, never the fallback chain. */
   readFrom(layer: LayerName, key: string): Promise<Resolved>
-  /** Validates, stamps and writes the whole document to the primary. */
-  write(key: string, doc: ConfigDocument, preconditions?: Preconditions): Promise<Written>
+  /** Validates, stamps and writes the whole document to the primary, as a new revision. */
+  write(key: string, doc: ConfigDocument, options?: WriteOptions): Promise<Written>
   /** JSON Merge Patch (RFC 7396) on the effective document, then written like `write`. */
-  patch(key: string, mergePatch: ConfigDocument, preconditions?: Preconditions): Promise<Written>
+  patch(key: string, mergePatch: ConfigDocument, options?: WriteOptions): Promise<Written>
   /** Deletes from every layer; per layer, whether it held the key. */
-  remove(key: string, preconditions?: Preconditions): Promise<Record<string, DeleteOutcome>>
+  remove(key: string, options?: WriteOptions): Promise<Removed>
+  /** The revisions of `key`, newest first (`before`: older than that revision). */
+  history(key: string, limit: number, before?: number): Promise<Revision[]>
+  /** A revision's document; REVISION_NOT_FOUND when it is not kept. */
+  revision(key: string, revision: number): Promise<RevisionDocument>
+  /** The JSON Patch (RFC 6902) from revision `from` to revision `to`, or to the current document. */
+  diff(key: string, from: number, to?: number): Promise<Diff>
+  /** Writes revision `revision`'s document again, as a new revision: checked against today's schema, stamped now. */
+  rollback(key: string, revision: number, options?: WriteOptions): Promise<Written>
+  /** Migrate's compare-and-set on the primary: `doc` as it is, when the primary's text is still `expected` (null:
+   * absent), with its revision. Answers whether it applied. */
+  compareAndSet(key: string, expected: string | null, doc: ConfigDocument, by: Attribution): Promise<boolean>
+  /** The change feed. */
+  readonly feed: Feed
+  /** After a change notice: records what the primary holds now when no revision has it (a write made behind the
+   * service, as an `external` revision). */
+  observe(key: string): Promise<void>
   /** Every key known to any layer or schema: complete, or a STORE_UNAVAILABLE naming what could not be read. */
   list(): Promise<ListedKey[]>
   /** Writes an export bundle's documents to the primary, all or nothing. */
-  importBundle(configs: Record<string, unknown>, options?: { dryRun?: boolean }): Promise<Imported>
+  importBundle(configs: Record<string, unknown>, options?: { dryRun?: boolean; by?: Attribution }): Promise<Imported>
   /** Each layer's health, probed at most once a second however often this is called. */
   health(): Promise<LayerReport[]>
   stats(): StoreStats
@@ -94,13 +135,27 @@ export function createConfigStore({
   invalidation,
   maxKeys = 10_000,
   lkg,
+  history,
 }: StoreOptions): ConfigStore {
-  const primary = layers[0]
+  const [primary] = layers
   if (primary === undefined) throw new Error('no store layer is configured')
+  const first: Layer = primary
   const outages = createOutageLog(log)
   const counts = newCounts()
   const changes = new KeyChanges()
-  const parts: StoreParts = { layers, primary, validator, cache, log, outages, invalidation, lkg, counts, changes }
+  const parts: StoreParts = {
+    layers,
+    primary,
+    validator,
+    cache,
+    log,
+    outages,
+    invalidation,
+    lkg,
+    counts,
+    changes,
+    history,
+  }
   const writer = createWriter(parts, createKeyQuota(layers, maxKeys))
   const { read, readFrom, list } = createReader(parts)
 
@@ -111,15 +166,15 @@ export function createConfigStore({
     return { ...validOrThrow(validator, key, input), _updated_at: new Date().toISOString() }
   }
 
-  async function write(key: string, input: ConfigDocument, preconditions: Preconditions = {}): Promise<Written> {
+  async function write(key: string, input: ConfigDocument, options: WriteOptions = {}): Promise<Written> {
     checkWritable(parts, key)
-    if (preconditions.ifMatch === undefined && preconditions.ifNoneMatch === undefined)
-      return writer.commit(key, stamped(key, input))
-    return writer.commitIf(key, () => stamped(key, input), preconditions)
+    if (options.ifMatch === undefined && options.ifNoneMatch === undefined)
+      return writer.commit(key, stamped(key, input), options.by)
+    return writer.commitIf(key, () => stamped(key, input), options, options.by)
   }
 
   /** Atomic: merged into the document as it is when written, made again if another write lands in between. */
-  async function patch(key: string, mergePatch: ConfigDocument, preconditions: Preconditions = {}): Promise<Written> {
+  async function patch(key: string, mergePatch: ConfigDocument, options: WriteOptions = {}): Promise<Written> {
     checkWritable(parts, key)
     return writer.commitIf(
       key,
@@ -127,7 +182,55 @@ export function createConfigStore({
         if (base === undefined) throw new AppError('CONFIG_NOT_FOUND', `no layer holds ${key}`)
         return stamped(key, applyMergePatch(base, mergePatch) as ConfigDocument)
       },
-      preconditions,
+      options,
+      options.by,
+    )
+  }
+
+  async function revision(key: string, n: number): Promise<RevisionDocument> {
+    checkKey(key)
+    const found = await history.document(key, n)
+    if (found === undefined || (found.revision.op === 'write' && found.json === null))
+      throw new AppError(
+        'REVISION_NOT_FOUND',
+        `${key} has no revision ${n}: it was never made, or is older than the CONFIG_HISTORY_MAX revisions kept`,
+      )
+    const json = found.json === null ? null : JSON.stringify(JSON.parse(found.json))
+    return { key, revision: found.revision, json, etag: json === null ? null : etagOf(json) }
+  }
+
+  /** A revision's document, for comparing or writing again: refused for a delete, which has none. */
+  async function documentOf(key: string, n: number): Promise<ConfigDocument> {
+    const found = await revision(key, n)
+    if (found.json === null)
+      throw new AppError('BAD_REQUEST', `revision ${n} of ${key} is a delete: it has no document`)
+    return JSON.parse(found.json) as ConfigDocument
+  }
+
+  async function diff(key: string, from: number, to?: number): Promise<Diff> {
+    const before = await documentOf(key, from)
+    const after = to === undefined ? (JSON.parse((await read(key)).json) as ConfigDocument) : await documentOf(key, to)
+    return { key, from, to: to ?? null, patch: jsonPatch(before, after) }
+  }
+
+  async function rollback(key: string, n: number, options: WriteOptions = {}): Promise<Written> {
+    checkWritable(parts, key)
+    const { _updated_at: _, ...doc } = await documentOf(key, n)
+    const by = { ...(options.by ?? ANONYMOUS), via: 'rollback' as const }
+    return write(key, doc, { ...options, by })
+  }
+
+  async function observe(key: string): Promise<void> {
+    if (!isValidKey(key)) return
+    const r = await first.get(key)
+    if (r.state === 'unavailable') return
+    const seen = r.state === 'hit' ? { json: r.json, raw: r.raw } : undefined
+    const recorded = await history.observe(key, seen, first.name)
+    if (recorded === undefined) return
+    const { revision: n, before, after } = recorded.revision
+    log.info(
+      { audit: true, key, actor: 'external', via: 'external', revision: n, before, after },
+      `config change: ${key} by external (external)`,
     )
   }
 
@@ -154,8 +257,19 @@ export function createConfigStore({
     write,
     patch,
     remove: writer.remove,
+    history: (key, limit, before) => {
+      checkKey(key)
+      return history.list(key, limit, before)
+    },
+    revision,
+    diff,
+    rollback,
+    feed: history.feed,
+    compareAndSet: writer.compareAndSet,
+    observe,
     list,
-    importBundle: (configs, options) => importBundle(parts, writer, configs, options?.dryRun === true),
+    importBundle: (configs, options) =>
+      importBundle(parts, writer, configs, options?.dryRun === true, options?.by ?? { ...ANONYMOUS, via: 'import' }),
     health: () =>
       Promise.all(
         layers.map(async (l) => ({ layer: l.name, ...(await probe(l)), unavailable: outages.counts()[l.name] ?? 0 })),
@@ -167,6 +281,8 @@ export function createConfigStore({
       cache: { active: cache.active, entries: cache.size, bytes: cache.bytes, hits: cache.hits, misses: cache.misses },
       notices: invalidation?.received() ?? 0,
       waiting: changes.waiting,
+      listeners: history.feed.listeners,
+      history: history.kind,
       counts,
     }),
     layers: () => layers,

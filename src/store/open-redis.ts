@@ -25,17 +25,24 @@ function misconfiguration(err: Error, url: string): string | undefined {
   return undefined
 }
 
-function connectRedis(Client: RedisClass, config: AppConfig, log: Logger, role: string, extra: { protocol?: 2 } = {}) {
+function connectRedis(
+  Client: RedisClass,
+  config: AppConfig,
+  log: Logger,
+  role: string,
+  { protocol, blocking = false }: { protocol?: 2; blocking?: boolean } = {},
+) {
   const url = config.REDIS_URL as string
   const redis = new Client(url, {
     connectionName: `config-store:${role}`,
     enableOfflineQueue: false, // fail fast while Redis is down, never queue
     maxRetriesPerRequest: 0,
     connectTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
-    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+    // A blocking read (the feed's XREAD BLOCK) waits on purpose: no command timeout on that connection.
+    commandTimeout: blocking ? undefined : config.REDIS_COMMAND_TIMEOUT_MS,
     autoResubscribe: false,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
-    ...extra,
+    ...(protocol === undefined ? {} : { protocol }),
   })
   let up = false
   let everUp = false
@@ -67,6 +74,8 @@ export interface OpenedRedis {
   /** The command connection (shared by the failed-auth rate limit). */
   redis: Redis
   invalidation: Invalidation
+  /** A connection of its own for the change feed's blocking reads (no command timeout), closed with the others. */
+  connectFeed(): Redis
   /** Resolves once both connections answered or failed their first connect, and invalidation was set up. */
   connected: Promise<void>
   close(): Promise<void>
@@ -95,6 +104,11 @@ export async function openRedis(
   const prefix = config.CONFIG_STORE_REDIS_PREFIX
   const invalidation = startInvalidation({ redis, subscriber, prefix, cache, log, onChange })
   const clients = [redis, subscriber]
+  const connectFeed = () => {
+    const feed = connectRedis(Client, config, log, 'feed', { blocking: true }).redis
+    clients.push(feed)
+    return feed
+  }
   const firstConnect = (c: Redis) =>
     new Promise<void>((resolve) => {
       if (c.status === 'ready') return resolve()
@@ -114,6 +128,7 @@ export async function openRedis(
     layer,
     redis,
     invalidation,
+    connectFeed,
     connected: Promise.all(clients.map(firstConnect)).then(() => invalidation.settled()),
     close: async () => {
       await Promise.all(clients.map(quit))

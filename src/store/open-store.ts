@@ -8,7 +8,11 @@ import { createFileLayer, type FileLayer, magicLinkAliases } from '../../stores/
 import type { Layer } from '../../stores/layer.js'
 import type { PhpLayer } from '../../stores/php-layer.js'
 import type { AppConfig } from '../config.js'
+import { reasonOf } from '../errors.js'
 import { ConfigCache } from './cache.js'
+import type { History } from './history/history.js'
+import { createJournal } from './history/journal.js'
+import { createRedisHistory } from './history/redis.js'
 import { LastKnownGood } from './last-known-good.js'
 import { type ConfigStore, createConfigStore } from './layered-store.js'
 import { type OpenedRedis, openRedis } from './open-redis.js'
@@ -54,6 +58,7 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
       opened = await openRedis(config, log, cache, (key) => {
         store.forget(key) // wakes its blocking reads; the cache has dropped it already
         for (const k of key === null ? lkg.keys() : [key]) void store.refresh(k)
+        if (key !== null && layers[0]?.name === 'redis') observe(key)
       })
       layers.push(opened.layer)
     } else if (name === 'php') {
@@ -66,11 +71,36 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
         maxBytes: memory / 4,
         maxNodes: config.CONFIG_MAX_NODES,
         // A file changed behind the service's back: its cached value goes, and its blocking reads wake.
-        onChange: (name) => store.forget(validator.aliasOf(name) ?? name),
+        onChange: (name) => {
+          const key = validator.aliasOf(name) ?? name
+          store.forget(key)
+          if (layers[0]?.name === 'files') observe(key)
+        },
       })
       layers.push(files)
     }
   }
+  const primary = layers[0] as Layer
+  const history: History =
+    opened === undefined
+      ? createJournal({ dir: config.CONFIG_FILES_DIR, max: config.CONFIG_HISTORY_MAX, feedMax: config.CONFIG_FEED_MAX })
+      : createRedisHistory({
+          redis: opened.redis,
+          prefix: config.CONFIG_STORE_REDIS_PREFIX,
+          max: config.CONFIG_HISTORY_MAX,
+          feedMax: config.CONFIG_FEED_MAX,
+          connect: opened.connectFeed,
+          current: async (key) => {
+            const r = await primary.get(key)
+            if (r.state === 'unavailable') throw new Error(r.reason)
+            return r.state === 'hit' ? { json: r.json, raw: r.raw } : undefined
+          },
+        })
+  // A change notice about the primary's copy: a write behind the service's back becomes an `external` revision.
+  const observe = (key: string) =>
+    void store.observe(key).catch((err: unknown) => {
+      log.warn({ key, reason: reasonOf(err) }, `a change of ${key} made outside the service could not be recorded`)
+    })
   const store = createConfigStore({
     layers,
     validator,
@@ -79,6 +109,7 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
     invalidation: opened?.invalidation,
     maxKeys: config.CONFIG_MAX_KEYS,
     lkg,
+    history,
   })
   const connected = Promise.all([opened?.connected, loaded]).then(() => undefined)
   return {
@@ -87,6 +118,7 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
     connected,
     async close() {
       files?.close()
+      await history.close()
       await lkg.flushed()
       await Promise.all([opened?.close(), php?.close()])
     },

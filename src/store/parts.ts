@@ -5,6 +5,7 @@ import { isValidKey, type Layer, type LayerName, type ReadResult } from '../../s
 import { AppError } from '../errors.js'
 import type { ConfigCache } from './cache.js'
 import type { KeyChanges } from './changes.js'
+import type { History } from './history/history.js'
 import type { Invalidation } from './invalidation.js'
 import type { LastKnownGood } from './last-known-good.js'
 import type { OutageLog } from './outage-log.js'
@@ -44,6 +45,7 @@ export interface StoreParts {
   lkg: LastKnownGood | undefined
   counts: StoreCounts
   changes: KeyChanges
+  history: History
 }
 
 /** One layer's answer, remembered as that layer's last-known-good copy (or its absence). */

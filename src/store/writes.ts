@@ -5,8 +5,23 @@ import { type ConfigDocument, type DeleteOutcome, type Hit, type Layer, rawOf } 
 import { AppError, LayerUnavailableError, reasonOf, type WriteOutcome } from '../errors.js'
 import { canonicalJson } from './canonical.js'
 import { checkPreconditions, etagOf, type Preconditions } from './etag.js'
+import { type Recorded, sha256Hex } from './history/history.js'
+import type { Attribution } from './history/schemas.js'
 import type { KeyQuota } from './key-quota.js'
 import { checkWritable, type StoreParts } from './parts.js'
+
+/** How a write is made: its preconditions (If-Match, If-None-Match), and who makes it. */
+export interface WriteOptions extends Preconditions {
+  by?: Attribution | undefined
+}
+
+export const ANONYMOUS: Attribution = { actor: 'anonymous', via: 'api' }
+
+/** A delete's outcome: per layer, whether it held the key; and the revision it made (null: not known). */
+export interface Removed {
+  layers: Record<string, DeleteOutcome>
+  revision: number | null
+}
 
 export interface Written {
   key: string
@@ -17,39 +32,62 @@ export interface Written {
   updatedAt: string
   /** The strong ETag of the document as written. */
   etag: string
+  /** The revision this write made; null when it landed but its revision could not be recorded or known. */
+  revision: number | null
 }
+
+/** What a write did: not applied (false: the key changed under it), or applied, with its revision when recorded. */
+type Applied = false | { recorded: Recorded | null }
 
 /** How many times a conditional write is made again because the key changed under it, before it gives up. */
 const SWAP_ATTEMPTS = 100
 
 export function createWriter(parts: StoreParts, quota: KeyQuota) {
-  const { layers, primary, cache, log, outages, lkg, invalidation, counts, changes } = parts
+  const { layers, primary, cache, log, outages, lkg, invalidation, counts, changes, history } = parts
+  // Redis as the primary, with its history beside it: a write and its revision are one script. Any other primary's
+  // writes are made while history holds the key (in this process, and for the journal in every process), so that a
+  // conditional write's check, its write and its revision are not split by another write.
+  const swap = primary.name === 'redis' ? history.swap : undefined
+  const serialised = <T>(key: string, fn: () => Promise<T>): Promise<T> =>
+    swap !== undefined ? fn() : history.exclusive(key, fn)
 
-  // Writes to a primary that cannot swap atomically (files, PHP) are serialised per key in this process, so that a
-  // conditional write's check and its write are not split by another write of the same instance.
-  const queues = new Map<string, Promise<unknown>>()
-  function serialised<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    if (primary.swap !== undefined) return fn()
-    const run = (queues.get(key) ?? Promise.resolve()).then(fn, fn)
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
+  /** Records a change the primary made (not through a Redis script): a failure to record does not undo the write,
+   * whose answer then says it has no revision. */
+  async function record(key: string, json: string | null, by: Attribution): Promise<Recorded | null> {
+    try {
+      return await history.record(key, { by, json, time: new Date().toISOString(), source: primary.name })
+    } catch (err) {
+      log.warn({ key, reason: reasonOf(err) }, `the change of ${key} was made, but its revision could not be recorded`)
+      return null
+    }
+  }
+
+  /** One structured line per change: who, what, how, and the hashes (never the content of the document). */
+  function audit(key: string, recorded: Recorded | null, by: Attribution): void {
+    const r = recorded?.revision
+    log.info(
+      {
+        audit: true,
+        key,
+        actor: by.actor,
+        via: by.via,
+        revision: r?.revision ?? null,
+        before: r?.before,
+        after: r?.after,
+      },
+      `config change: ${key} by ${by.actor} (${by.via})`,
     )
-    queues.set(key, tail)
-    void tail.then(() => {
-      if (queues.get(key) === tail) queues.delete(key)
-    })
-    return run
   }
 
   /** Writes `doc` (stamped already) to the primary; 503 and nothing written when it is down. */
-  async function commit(key: string, doc: ConfigDocument): Promise<Written> {
+  async function commit(key: string, doc: ConfigDocument, by: Attribution = ANONYMOUS): Promise<Written> {
     await quota.check(key)
     const json = JSON.stringify(doc)
     const written = await serialised(key, () =>
-      land(key, doc, json, async () => {
+      land(key, doc, json, by, async () => {
+        if (swap !== undefined) return { recorded: (await swap(key, undefined, json, by, now())) as Recorded }
         await primary.set(key, doc, json)
-        return true
+        return { recorded: await record(key, json, by) }
       }),
     )
     return written as Written
@@ -77,6 +115,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     key: string,
     build: (base: ConfigDocument | undefined) => ConfigDocument,
     preconditions: Preconditions = {},
+    by: Attribution = ANONYMOUS,
   ): Promise<Written> {
     for (let attempt = 1; ; attempt++) {
       const { base, expected } = await current(key)
@@ -85,13 +124,20 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
       const json = JSON.stringify(doc)
       await quota.check(key)
       const written = await serialised(key, () =>
-        land(key, doc, json, async () => {
-          if (primary.swap !== undefined) return primary.swap(key, expected, json)
-          const now = await primary.get(key)
-          if (now.state === 'unavailable') throw new LayerUnavailableError(primary.name, now.reason)
-          if ((now.state === 'hit' ? rawOf(now) : null) !== expected) return false
-          await primary.set(key, doc, json)
-          return true
+        land(key, doc, json, by, async (): Promise<Applied> => {
+          if (swap !== undefined) {
+            const done = await swap(key, expected, json, by, now())
+            return done === false ? false : { recorded: done as Recorded }
+          }
+          if (primary.swap !== undefined) {
+            if (!(await primary.swap(key, expected, json))) return false
+          } else {
+            const held = await primary.get(key)
+            if (held.state === 'unavailable') throw new LayerUnavailableError(primary.name, held.reason)
+            if ((held.state === 'hit' ? rawOf(held) : null) !== expected) return false
+            await primary.set(key, doc, json)
+          }
+          return { recorded: await record(key, json, by) }
         }),
       )
       if (written !== undefined) return written
@@ -108,11 +154,16 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     key: string,
     doc: ConfigDocument,
     json: string,
-    apply: () => Promise<boolean>,
+    by: Attribution,
+    apply: () => Promise<Applied>,
   ): Promise<Written | undefined> {
-    let written: Written = { key, doc, json, source: primary.name, updatedAt: doc._updated_at as string, etag: '' }
+    const updatedAt = doc._updated_at as string
+    let written: Written = { key, doc, json, source: primary.name, updatedAt, etag: '', revision: null }
+    let recorded: Recorded | null = null
     try {
-      if (!(await apply())) return undefined
+      const applied = await apply()
+      if (applied === false) return undefined
+      recorded = applied.recorded
     } catch (err) {
       // Even a failed write may have landed (a timeout after the server applied it): never trust the old value.
       cache.invalidate(key)
@@ -127,7 +178,11 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
         `write of ${key} failed, but reading back shows it landed`,
       )
       written = landed
+      // It landed with its revision (one script), or its revision was never made: the latest one says which.
+      recorded = await latestOf(key, landed.json)
     }
+    written.revision = recorded?.revision.revision ?? null
+    audit(key, recorded, by)
     counts.writes.ok++
     cache.invalidate(key)
     // PHP stamps its own `_updated_at` (whole seconds): answer what the next read serves, not our stamp.
@@ -147,7 +202,13 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     const same = primary.name === 'php' ? canonicalJson(r.doc) === canonicalJson(doc) : r.json === json
     if (!same) return undefined
     const updatedAt = r.updatedAt ?? (doc._updated_at as string)
-    return { key, doc: r.doc, json: r.json, source: primary.name, updatedAt, etag: etagOf(r.json) }
+    return { key, doc: r.doc, json: r.json, source: primary.name, updatedAt, etag: etagOf(r.json), revision: null }
+  }
+
+  /** The latest revision of `key`, when it is the document `json`. */
+  async function latestOf(key: string, json: string): Promise<Recorded | null> {
+    const [latest] = await history.list(key, 1).catch(() => [])
+    return latest !== undefined && latest.after === sha256Hex(json) ? { revision: latest, id: '' } : null
   }
 
   function refusedWrite(key: string, outcome: WriteOutcome, err: unknown): AppError {
@@ -190,9 +251,11 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     return layers.filter((l) => l !== php)
   }
 
-  /** Deletes `key` from one layer: its outcome, or undefined when the layer could not be reached. */
-  async function deleteFrom(l: Layer, key: string): Promise<DeleteOutcome | undefined> {
+  /** Deletes `key` from one layer: its outcome, or undefined when the layer could not be reached. (`failed`: the
+   * error of a delete already tried.) */
+  async function deleteFrom(l: Layer, key: string, failed?: unknown): Promise<DeleteOutcome | undefined> {
     try {
+      if (failed !== undefined) throw failed
       return await l.delete(key)
     } catch (err) {
       // A delete that timed out may have been applied: if the layer now answers absent, it was.
@@ -204,43 +267,70 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
   }
 
   /** With preconditions, the primary's copy is deleted first, atomically against them (a swap to nothing); the
-   * lower layers' copies then go as in any delete. Answers whether the primary's copy was deleted so. */
-  async function removePrimaryIf(key: string, preconditions: Preconditions): Promise<boolean> {
+   * lower layers' copies then go as in any delete. Answers the revision when the primary's copy was deleted so. */
+  async function removePrimaryIf(
+    key: string,
+    preconditions: Preconditions,
+    by: Attribution,
+  ): Promise<Recorded | undefined> {
     for (let attempt = 1; attempt <= SWAP_ATTEMPTS; attempt++) {
       const { base, expected } = await current(key)
       checkPreconditions(key, base?.json, preconditions)
-      if (primary.swap === undefined || expected === null) return false // serialised, or held only below the primary
+      if (swap === undefined || expected === null) return undefined // serialised, or held only below the primary
+      let done: Recorded | false | 'absent'
       try {
-        if (await primary.swap(key, expected, null)) return true
+        done = await swap(key, expected, null, by, now())
       } catch (err) {
         throw refusedWrite(key, 'not_written', err)
       }
+      if (done !== false && done !== 'absent') return done
     }
     throw new AppError('STORE_UNAVAILABLE', `${key} kept changing while it was deleted; nothing was deleted`)
   }
 
-  function remove(key: string, preconditions: Preconditions = {}): Promise<Record<string, DeleteOutcome>> {
+  function remove(key: string, options: WriteOptions = {}): Promise<Removed> {
     checkWritable(parts, key)
-    const conditional = preconditions.ifMatch !== undefined || preconditions.ifNoneMatch !== undefined
+    const by = options.by ?? ANONYMOUS
+    const conditional = options.ifMatch !== undefined || options.ifNoneMatch !== undefined
     return serialised(key, async () => {
-      const swapped = conditional ? await removePrimaryIf(key, preconditions) : false
-      return removeAll(key, swapped)
+      const swapped = conditional ? await removePrimaryIf(key, options, by) : undefined
+      return removeAll(key, swapped, by)
     })
   }
 
-  async function removeAll(key: string, primaryDeleted: boolean): Promise<Record<string, DeleteOutcome>> {
+  async function removeAll(key: string, swapped: Recorded | undefined, by: Attribution): Promise<Removed> {
     const targets = await deletableLayers(key)
     quota.forget(key)
     const done: Record<string, DeleteOutcome> = {}
     if (targets.length < layers.length) done.php = 'absent'
-    const outcomes = await Promise.all(targets.map((l) => deleteFrom(l, key)))
+    let recorded: Recorded | null | undefined = swapped
+    let readBack = false
+    // The primary's copy goes with its revision, in one script, when it can.
+    const deletePrimary = async (): Promise<DeleteOutcome | undefined> => {
+      if (swapped !== undefined || swap === undefined) return deleteFrom(primary, key)
+      try {
+        const result = await swap(key, undefined, null, by, now())
+        if (result === 'absent') return 'absent'
+        recorded = result as Recorded
+        return 'deleted'
+      } catch (err) {
+        readBack = true
+        return deleteFrom(primary, key, err)
+      }
+    }
+    const outcomes = await Promise.all(targets.map((l) => (l === primary ? deletePrimary() : deleteFrom(l, key))))
     const down = targets.filter((l, i) => {
       const outcome = outcomes[i]
-      if (outcome !== undefined) done[l.name] = l === primary && primaryDeleted ? 'deleted' : outcome
+      if (outcome !== undefined) done[l.name] = l === primary && swapped !== undefined ? 'deleted' : outcome
       return outcome === undefined
     })
     for (const l of layers) if (done[l.name] !== undefined) lkg?.forget(l.name, key)
     cache.invalidate(key)
+    const deleted = Object.values(done).includes('deleted')
+    if (deleted) {
+      recorded ??= readBack ? await latestDelete(key, by) : await record(key, null, by)
+      audit(key, recorded, by)
+    }
     changes.changed(key)
     await invalidation?.announce(key)
     if (down.length > 0) {
@@ -253,12 +343,58 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
         details,
       })
     }
-    if (Object.values(done).every((o) => o === 'absent'))
-      throw new AppError('CONFIG_NOT_FOUND', `no layer holds ${key}`)
-    return done
+    if (!deleted) throw new AppError('CONFIG_NOT_FOUND', `no layer holds ${key}`)
+    return { layers: done, revision: recorded?.revision.revision ?? null }
   }
 
-  return { commit, commitIf, remove }
+  /** A delete through Redis whose outcome had to be read back: the latest revision when it is a delete (the script
+   * ran), else a revision for it. */
+  async function latestDelete(key: string, by: Attribution): Promise<Recorded | null> {
+    const [latest] = await history.list(key, 1).catch(() => [])
+    if (latest?.op === 'delete') return { revision: latest, id: '' }
+    return record(key, null, by)
+  }
+
+  /** Puts the primary's copy back as it was (`json`, or absent for null), with its revision: an import's undo. */
+  function putBack(key: string, json: string | null, by: Attribution): Promise<void> {
+    return serialised(key, async () => {
+      cache.invalidate(key)
+      if (swap !== undefined) {
+        const recorded = await swap(key, undefined, json, by, now())
+        if (recorded !== false && recorded !== 'absent') audit(key, recorded, by)
+      } else {
+        await (json === null ? primary.delete(key) : primary.set(key, JSON.parse(json), json))
+        audit(key, await record(key, json, by), by)
+      }
+      cache.invalidate(key)
+      changes.changed(key)
+      await invalidation?.announce(key)
+    })
+  }
+
+  /** Writes `doc` as it is (no stamp, no schema) when the primary still holds `expected` (its raw text, null for
+   * absent): a migration's compare-and-set, with its revision. Answers whether it applied. */
+  async function compareAndSet(key: string, expected: string | null, doc: ConfigDocument, by: Attribution) {
+    const json = JSON.stringify(doc)
+    const written = await serialised(key, () =>
+      land(key, doc, json, by, async (): Promise<Applied> => {
+        if (swap !== undefined) {
+          const done = await swap(key, expected, json, by, now())
+          return done === false ? false : { recorded: done as Recorded }
+        }
+        const held = await primary.get(key)
+        if (held.state === 'unavailable') throw new LayerUnavailableError(primary.name, held.reason)
+        if ((held.state === 'hit' ? rawOf(held) : null) !== expected) return false
+        await primary.set(key, doc, json)
+        return { recorded: await record(key, json, by) }
+      }),
+    )
+    return written !== undefined
+  }
+
+  return { commit, commitIf, remove, putBack, compareAndSet }
 }
+
+const now = () => new Date().toISOString()
 
 export type Writer = ReturnType<typeof createWriter>

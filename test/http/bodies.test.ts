@@ -34,8 +34,20 @@ describe('hand-built bodies match their response schemas', () => {
       source: 'php',
       updatedAt: '2026-12-01T00:00:00Z',
       etag: '"x"',
+      revision: 3,
     })
     expect(errorsOf(configReply, written)).toEqual([])
+    expect(JSON.parse(written).meta.revision).toBe(3)
+    const unrecorded = writtenBody({
+      key: 'k',
+      doc: {},
+      json: '{}',
+      source: 'redis',
+      updatedAt: 'x',
+      etag: '"x"',
+      revision: null,
+    })
+    expect(errorsOf(configReply, unrecorded)).toEqual([])
     expect(errorsOf(legacyRead, legacyReadBody('{"x":"y"}'))).toEqual([])
     expect(errorsOf(legacyRead, legacyReadBody('{}'))).toEqual([])
   })

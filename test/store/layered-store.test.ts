@@ -2,6 +2,7 @@
 // Redis, PHP, files or app. What each rule of docs/architecture.md means for reads, writes, deletes and listings.
 import { describe, expect, it } from 'vitest'
 import { ConfigCache } from '../../src/store/cache.js'
+import { createJournal } from '../../src/store/history/journal.js'
 import { LastKnownGood } from '../../src/store/last-known-good.js'
 import { createConfigStore, type StoreOptions } from '../../src/store/layered-store.js'
 import { createValidator } from '../../src/store/validation.js'
@@ -20,6 +21,7 @@ function storeOf(layers: MemoryLayer[], options: Omit<Partial<StoreOptions>, 'lk
     validator: createValidator({ unknownKeys: 'allow' }),
     cache: new ConfigCache({ ttlMs: 60_000, maxBytes: 1 << 20 }),
     log: logger,
+    history: createJournal({ dir: tempDir('journal'), max: 100, feedMax: 1000 }),
     ...options,
     lkg,
   })

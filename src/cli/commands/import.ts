@@ -1,7 +1,7 @@
 // `config-store import`: an export bundle written back to the primary, all or nothing.
 import { bundleConfigs } from '../../ops/bundle.js'
 import { parse, readJson } from '../args.js'
-import { type CliContext, print, withStore } from '../context.js'
+import { type CliContext, cliActor, print, withStore } from '../context.js'
 
 export const usage = `config-store import FILE [--dry-run]
   Writes every config of an export bundle to the primary layer, keeping each _updated_at. All or nothing: every
@@ -12,7 +12,10 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
   const file = positionals[0] as string
   const configs = bundleConfigs(readJson(file, ctx.stdin, ctx.cwd), file)
   return withStore(ctx, async (store) => {
-    const done = await store.importBundle(configs, { dryRun: values['dry-run'] === true })
+    const done = await store.importBundle(configs, {
+      dryRun: values['dry-run'] === true,
+      by: { actor: cliActor(ctx), via: 'import' },
+    })
     const keys = done.keys.join(', ')
     if (done.dryRun) return print(ctx, `would import ${done.keys.length} keys: ${keys}`, 0)
     return print(ctx, `imported ${done.keys.length} keys into ${done.primary}: ${keys}`, 0)

@@ -4,7 +4,7 @@ import { UsageError } from '../../errors.js'
 import { migrateToRedis } from '../../ops/migrate.js'
 import type { MigrateReply } from '../../ops/schemas.js'
 import { parse } from '../args.js'
-import { type CliContext, print, warn, withStore } from '../context.js'
+import { type CliContext, cliActor, print, warn, withStore } from '../context.js'
 
 export const usage = `config-store migrate [--dry-run] [--verify|--no-verify] [--require-redis] [--only KEY]... [--force] [--json]
   Copies the legacy PHP/file configs into Redis: the newest copy wins, newer Redis values are kept (unless --force),
@@ -40,6 +40,7 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
       verify: values['no-verify'] ? false : (values.verify ?? true),
       force: values.force,
       lockTtlMs: config.MIGRATION_LOCK_TTL_MS,
+      actor: cliActor(ctx),
     })
     if (values.json) return print(ctx, JSON.stringify(reply, null, 2), reply.exit_code)
     return print(ctx, [...reply.log, ...summary(reply)].join('\n'), reply.exit_code)

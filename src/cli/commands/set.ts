@@ -2,7 +2,7 @@
 import { isDocument } from '../../../stores/layer.js'
 import { AppError, UsageError } from '../../errors.js'
 import { parse, readJson } from '../args.js'
-import { type CliContext, print, withStore } from '../context.js'
+import { type CliContext, cliActor, print, withStore } from '../context.js'
 
 export const usage = `config-store set KEY [FILE|-]
   Validates the JSON document in FILE (or on standard input) and writes it to the primary layer.`
@@ -13,11 +13,15 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
   const doc = readJson(file, ctx.stdin, ctx.cwd)
   if (!isDocument(doc)) throw new UsageError(`${file === '-' ? 'standard input' : file} does not hold a JSON object`)
   return withStore(ctx, async (store) => {
-    const w = await store.write(key, doc).catch((err: unknown) => {
+    const w = await store.write(key, doc, { by: { actor: cliActor(ctx), via: 'cli' } }).catch((err: unknown) => {
       // Every validation error on its own line, with its path.
       if (!(err instanceof AppError && err.details !== undefined)) throw err
       throw new AppError(err.code, [err.message, ...err.details.map((d) => `  ${d.path} ${d.message}`)].join('\n'))
     })
-    return print(ctx, `${key}: written to ${w.source} (_updated_at ${w.updatedAt})`, 0)
+    return print(
+      ctx,
+      `${key}: written to ${w.source} as revision ${w.revision ?? '(not recorded)'} (_updated_at ${w.updatedAt})`,
+      0,
+    )
   })
 }

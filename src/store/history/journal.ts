@@ -1,0 +1,334 @@
+// History without Redis (docs/history.md "In the files directory"): a journal in `<CONFIG_FILES_DIR>/.history/`.
+//   <key>.jsonl    the key's revisions, oldest first, one JSON line each, with its document
+//   changes.jsonl  the change feed: one line per revision of any key, `id` counting up from 1
+//   .lock          held while a write and its revision are made, by whichever process sharing the directory
+// Lines are only ever appended (and fsynced); a line cut short by a crash is skipped when read, and the next append
+// starts on a line of its own. Files are trimmed by writing a shorter copy and renaming it over the old one.
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { AppError, LayerUnavailableError, reasonOf } from '../../errors.js'
+import { type Change, type Feed, type History, Listeners, type Recorded, type Seen, sha256Hex } from './history.js'
+import type { ChangeEvent, FeedEvent, Revision } from './schemas.js'
+import { eventOf } from './schemas.js'
+
+interface Entry extends Revision {
+  document: unknown
+}
+
+/** A lock older than this was left by a process that died holding it. */
+const STALE_LOCK_MS = 10_000
+const LOCK_WAIT_MS = 10_000
+const POLL_MS = 250
+
+/** The complete lines of a journal file, parsed; a line that does not parse (cut short by a crash) is skipped. */
+function parseLines<T>(text: string): { items: T[]; clean: boolean } {
+  const items: T[] = []
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    try {
+      items.push(JSON.parse(line) as T)
+    } catch {
+      // a torn line
+    }
+  }
+  return { items, clean: text === '' || text.endsWith('\n') }
+}
+
+async function append(path: string, lines: string, clean: boolean): Promise<number> {
+  const fh = await open(path, 'a')
+  try {
+    await fh.write(clean ? lines : `\n${lines}`)
+    await fh.datasync()
+    return (await fh.stat()).size
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Replaces `path` with `text`, whole or not at all. */
+async function replace(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`
+  const fh = await open(tmp, 'w')
+  try {
+    await fh.writeFile(text)
+    await fh.datasync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, path)
+}
+
+export interface JournalOptions {
+  /** The files directory: the journal is its `.history` folder. */
+  dir: string
+  max: number
+  feedMax: number
+  onListeners?: (count: number) => void
+}
+
+export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions): History {
+  const root = join(dir, '.history')
+  const lockPath = join(root, '.lock')
+  const feedPath = join(root, 'changes.jsonl')
+  const pathOf = (key: string) => join(root, `${key}.jsonl`)
+  const unavailable = (err: unknown) =>
+    err instanceof AppError ? err : new LayerUnavailableError('files', `history journal: ${reasonOf(err)}`, err)
+
+  // One holder at a time: first in this process, then across processes through the lock file.
+  let chain: Promise<unknown> = Promise.resolve()
+  function locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = chain.then(async () => {
+      await acquire()
+      try {
+        return await fn()
+      } finally {
+        await rm(lockPath, { force: true })
+      }
+    })
+    chain = run.catch(() => undefined)
+    return run
+  }
+
+  async function acquire(): Promise<void> {
+    const deadline = Date.now() + LOCK_WAIT_MS
+    for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+      let fh: FileHandle | undefined
+      try {
+        fh = await open(lockPath, 'wx')
+        await fh.writeFile(String(process.pid))
+        return
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'ENOENT') {
+          await mkdir(root, { recursive: true }).catch((e) => {
+            throw unavailable(e)
+          })
+          continue
+        }
+        if (code !== 'EEXIST') throw unavailable(err)
+      } finally {
+        await fh?.close()
+      }
+      const held = await stat(lockPath).catch(() => undefined)
+      if (held !== undefined && Date.now() - held.mtimeMs > STALE_LOCK_MS) {
+        await rm(lockPath, { force: true })
+        continue
+      }
+      if (Date.now() > deadline)
+        throw new AppError(
+          'STORE_UNAVAILABLE',
+          `the history journal ${lockPath} stayed locked for ${LOCK_WAIT_MS / 1000} s; nothing was written`,
+        )
+      await new Promise((r) => setTimeout(r, wait))
+    }
+  }
+
+  // What each key's file held when last read or written here, valid while its size is unchanged.
+  const memo = new Map<string, { size: number; entries: Entry[]; clean: boolean }>()
+  async function entriesOf(key: string): Promise<{ entries: Entry[]; clean: boolean }> {
+    const path = pathOf(key)
+    const size = await stat(path).then(
+      (s) => s.size,
+      () => -1,
+    )
+    if (size < 0) return { entries: [], clean: true }
+    const known = memo.get(key)
+    if (known?.size === size) return known
+    const text = await readFile(path, 'utf8')
+    const { items, clean } = parseLines<Entry>(text)
+    const read = { size: Buffer.byteLength(text), entries: items, clean }
+    memo.set(key, read)
+    return read
+  }
+  /** The revisions kept: the newest `max`, oldest first. */
+  const kept = (entries: Entry[]) => (entries.length > max ? entries.slice(-max) : entries)
+
+  async function appendRevision(key: string, change: Change): Promise<Recorded> {
+    const { entries, clean } = await entriesOf(key)
+    const head = entries[entries.length - 1]
+    const revision: Revision = {
+      revision: (head?.revision ?? 0) + 1,
+      time: change.time,
+      actor: change.by.actor,
+      via: change.by.via,
+      op: change.json === null ? 'delete' : 'write',
+      before: head?.after ?? null,
+      after: change.json === null ? null : sha256Hex(change.json),
+      source: change.source,
+    }
+    const line = `${JSON.stringify(revision).slice(0, -1)},"document":${change.json ?? 'null'}}\n`
+    const path = pathOf(key)
+    const all = [...entries, { ...revision, document: change.json === null ? null : JSON.parse(change.json) }]
+    if (all.length > max + Math.max(10, max / 2)) {
+      // Trimmed to the newest `max`, written whole then renamed into place.
+      const text = kept(all)
+        .map((e) => `${JSON.stringify(e)}\n`)
+        .join('')
+      await replace(path, text)
+      memo.set(key, { size: Buffer.byteLength(text), entries: kept(all), clean: true })
+    } else {
+      const size = await append(path, line, clean)
+      memo.set(key, { size, entries: all, clean: true })
+    }
+    const id = await appendEvent(eventOf(key, revision))
+    return { revision, id }
+  }
+
+  // The feed: its lines as last read (by offset), the newest id, and the newest id told to listeners.
+  const feedState = { offset: 0, ino: -1, clean: true, first: 0, last: 0, told: 0 }
+  const listeners = new Listeners(onListeners)
+  let poll: NodeJS.Timeout | undefined
+
+  /** Reads the feed's lines added since last read (by any process) and tells listeners of each, in order. */
+  async function catchUp(): Promise<void> {
+    const s = await stat(feedPath).catch(() => undefined)
+    if (s === undefined) {
+      Object.assign(feedState, { offset: 0, ino: -1, clean: true, first: 0, last: 0 })
+      return
+    }
+    if (s.ino !== feedState.ino || s.size < feedState.offset) {
+      // Trimmed (renamed over) or new: read it whole.
+      Object.assign(feedState, { offset: 0, ino: s.ino, first: 0 })
+    }
+    if (s.size === feedState.offset) return
+    const fh = await open(feedPath, 'r')
+    let text: string
+    try {
+      const buf = Buffer.alloc(s.size - feedState.offset)
+      const { bytesRead } = await fh.read(buf, 0, buf.length, feedState.offset)
+      text = buf.subarray(0, bytesRead).toString('utf8')
+    } finally {
+      await fh.close()
+    }
+    // Only whole lines: one being appended now is read next time.
+    const end = text.lastIndexOf('\n') + 1
+    const { items } = parseLines<{ id: number } & ChangeEvent>(text.slice(0, end))
+    feedState.offset += Buffer.byteLength(text.slice(0, end))
+    feedState.clean = true
+    for (const item of items) {
+      if (feedState.first === 0) feedState.first = item.id
+      feedState.last = Math.max(feedState.last, item.id)
+      if (item.id <= feedState.told) continue
+      feedState.told = item.id
+      const { id, ...event } = item
+      listeners.emit({ id: String(id), event })
+    }
+  }
+
+  async function appendEvent(event: ChangeEvent): Promise<string> {
+    await catchUp()
+    const s = await stat(feedPath).catch(() => undefined)
+    const clean = s === undefined || s.size === feedState.offset ? feedState.clean : false
+    const id = feedState.last + 1
+    const line = `${JSON.stringify({ id, ...event })}\n`
+    if (feedState.first > 0 && id - feedState.first + 1 > feedMax + Math.max(10, feedMax / 2)) {
+      const text = await readFile(feedPath, 'utf8')
+      const { items } = parseLines<{ id: number }>(text)
+      await replace(
+        feedPath,
+        `${items
+          .slice(-(feedMax - 1))
+          .map((i) => JSON.stringify(i))
+          .join('\n')}\n${line}`,
+      )
+    } else {
+      await append(feedPath, line, clean)
+    }
+    await catchUp()
+    return String(id)
+  }
+
+  async function readFeed(): Promise<Array<{ id: number } & ChangeEvent>> {
+    const text = await readFile(feedPath, 'utf8').catch(() => '')
+    return parseLines<{ id: number } & ChangeEvent>(text).items
+  }
+
+  const feed: Feed = {
+    isPosition: (id) => /^\d{1,15}$/.test(id),
+    compare: (a, b) => Number(a) - Number(b),
+    get listeners() {
+      return listeners.size
+    },
+    subscribe(fn) {
+      const off = listeners.add(fn)
+      // Other processes' events come through the file: looked for while anyone listens.
+      poll ??= setInterval(() => {
+        if (listeners.size === 0) {
+          clearInterval(poll)
+          poll = undefined
+        } else void catchUp().catch(() => undefined)
+      }, POLL_MS)
+      poll.unref()
+      return off
+    },
+    async after(id) {
+      const items = await readFeed()
+      const last = items[items.length - 1]?.id ?? 0
+      const position = String(last)
+      if (id === undefined) return { events: [], position }
+      if (!/^\d{1,15}$/.test(id)) return 'reset'
+      const from = Number(id)
+      const first = items[0]?.id ?? last + 1
+      if (from > last || (from < first - 1 && items.length > 0)) return 'reset'
+      const events = items
+        .filter((i) => i.id > from)
+        .map(({ id: n, ...event }): FeedEvent => ({ id: String(n), event }))
+      return { events, position }
+    },
+  }
+  // Listeners hear of events from the ones recorded after they subscribed: start from what the file holds now.
+  const started = catchUp().then(
+    () => {
+      feedState.told = feedState.last
+    },
+    () => undefined,
+  )
+
+  return {
+    kind: 'journal',
+    feed,
+    exclusive: (_key, fn) => locked(fn),
+    async record(key, change) {
+      await started
+      try {
+        return await appendRevision(key, change)
+      } catch (err) {
+        throw unavailable(err)
+      }
+    },
+    observe: (key, seen: Seen | undefined, source) =>
+      locked(async () => {
+        await started
+        const { entries } = await entriesOf(key)
+        const head = entries[entries.length - 1]
+        const sha = seen === undefined ? null : sha256Hex(seen.json)
+        if ((head?.after ?? null) === sha) return undefined
+        const change: Change = {
+          by: { actor: 'external', via: 'external' },
+          time: new Date().toISOString(),
+          json: seen?.json ?? null,
+          source,
+        }
+        return appendRevision(key, change)
+      }),
+    async list(key, limit, before) {
+      const { entries } = await entriesOf(key)
+      return kept(entries)
+        .filter((e) => before === undefined || e.revision < before)
+        .reverse()
+        .slice(0, limit)
+        .map(({ document: _d, ...r }) => r)
+    },
+    async document(key, revision) {
+      const { entries } = await entriesOf(key)
+      const found = kept(entries).find((e) => e.revision === revision)
+      if (found === undefined) return undefined
+      const { document, ...r } = found
+      return { revision: r, json: r.op === 'delete' ? null : JSON.stringify(document) }
+    },
+    async close() {
+      clearInterval(poll)
+      poll = undefined
+    },
+  }
+}

@@ -1,0 +1,304 @@
+// History in Redis (docs/history.md "In Redis"), beside the config keys and never mistaken for one (a config key
+// has no colon):
+//   <prefix>:history:{<prefix><key>}  a list of revisions (JSON), newest first, at most CONFIG_HISTORY_MAX
+//   <prefix>:docs:{<prefix><key>}     a hash: revision number → the document's text as it was stored
+//   <prefix>:changes                  the change feed, a Redis Stream (XADD … MAXLEN ~ CONFIG_FEED_MAX)
+// The braces put a key's history in the slot of the key itself. A write, its revision and its event are one script.
+import type { Redis } from 'ioredis'
+import { LayerUnavailableError, reasonOf } from '../../errors.js'
+import {
+  type Change,
+  type Feed,
+  type History,
+  KeyQueue,
+  Listeners,
+  type Recorded,
+  type Seen,
+  sha256Hex,
+} from './history.js'
+import type { Attribution, ChangeEvent, FeedEvent, Revision, Via } from './schemas.js'
+
+// The revision after the latest one: appended, the oldest trimmed with their documents, the event added to the feed.
+// Expects: cur (the key's text, or false), head (the latest revision, decoded, or nil), and the locals of the caller.
+const APPEND = `
+local function append(n, before, op, json, sha, time, actor, via, source, max, feedMax, key)
+  local rev = {revision = n, time = time, actor = actor, via = via, op = op, before = before or cjson.null,
+    after = sha ~= '' and sha or cjson.null, source = source}
+  redis.call('LPUSH', KEYS[2], cjson.encode(rev))
+  if json then redis.call('HSET', KEYS[3], n, json) end
+  while redis.call('LLEN', KEYS[2]) > max do
+    local old = cjson.decode(redis.call('RPOP', KEYS[2]))
+    redis.call('HDEL', KEYS[3], tostring(old.revision))
+  end
+  local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', feedMax, '*', 'key', key, 'revision', n, 'time', time,
+    'actor', actor, 'via', via, 'op', op, 'sha256', sha, 'source', source)
+  return id
+end
+local head = redis.call('LINDEX', KEYS[2], 0)
+local n, before, latest = 0, nil, false
+if head then
+  head = cjson.decode(head)
+  n = head.revision
+  if head.after ~= cjson.null then before = head.after end
+  latest = redis.call('HGET', KEYS[3], tostring(n))
+end
+local cur = redis.call('GET', KEYS[1])
+`
+
+// KEYS: the config key, its history, its documents, the feed. ARGV: the expectation ('any', 'absent' or 'text'), the
+// expected text, the new text ('' with op 'delete'), its sha256, time, actor, via, max, feedMax, key, op.
+// Answers {1, revision, id}; {0} when the expectation fails; {2} for a delete of nothing; {-1} when the key holds
+// something its latest revision does not (an external write not yet recorded: observe it, then write again).
+const WRITE = `${APPEND}
+if ARGV[1] == 'absent' then
+  if cur then return {0} end
+elseif ARGV[1] == 'text' then
+  if cur ~= ARGV[2] then return {0} end
+end
+if latest ~= cur then return {-1} end
+local op = ARGV[11]
+if op == 'delete' then
+  if not cur then return {2} end
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+local id = append(n + 1, before, op, op == 'write' and ARGV[3] or nil, ARGV[4], ARGV[5], ARGV[6], ARGV[7], 'redis',
+  tonumber(ARGV[8]), ARGV[9], ARGV[10])
+return {1, n + 1, id, before or ''}`
+
+// ARGV: what the key was seen to hold ('1' and '' for absent, or '0' and its text), its sha256, time, max, feedMax,
+// key, source. Appends an external revision when the key still holds that and its latest revision is not it.
+const OBSERVE = `${APPEND}
+if ARGV[1] == '1' then
+  if cur then return {0} end
+elseif cur ~= ARGV[2] then
+  return {0}
+end
+if latest == cur then return {0} end
+local op = cur and 'write' or 'delete'
+local id = append(n + 1, before, op, cur or nil, ARGV[3], ARGV[4], 'external', 'external', ARGV[8], tonumber(ARGV[5]),
+  ARGV[6], ARGV[7])
+return {1, n + 1, id, before or ''}`
+
+// A change made elsewhere (a PHP primary): ARGV as OBSERVE's append, with the text ('' for a delete) first.
+const RECORD = `${APPEND}
+local op = ARGV[9]
+local id = append(n + 1, before, op, op == 'write' and ARGV[1] or nil, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[8],
+  tonumber(ARGV[6]), ARGV[7], ARGV[10])
+return {1, n + 1, id, before or ''}`
+
+type Script = (...args: (string | number)[]) => Promise<unknown[]>
+
+export interface RedisHistoryOptions {
+  redis: Redis
+  prefix: string
+  max: number
+  feedMax: number
+  /** A connection of its own for the feed's blocking reads (made when the first listener comes). */
+  connect: () => Redis
+  /** The primary's copy now, when a write finds an external change not yet recorded. */
+  current: (key: string) => Promise<Seen | undefined>
+  onListeners?: (count: number) => void
+}
+
+const STREAM_ID = /^\d{1,20}-\d{1,20}$/
+
+/** Stream positions in order: `a` before `b` is negative. */
+export function compareIds(a: string, b: string): number {
+  const [am = 0n, as = 0n] = a.split('-').map(BigInt)
+  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt)
+  return am === bm ? Number(as - bs) : am < bm ? -1 : 1
+}
+
+function eventOf(id: string, fields: string[]): FeedEvent {
+  const f: Record<string, string> = {}
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string
+  const event: ChangeEvent = {
+    key: f.key ?? '',
+    revision: Number(f.revision),
+    time: f.time ?? '',
+    actor: f.actor ?? '',
+    via: f.via as Via,
+    op: f.op === 'delete' ? 'delete' : 'write',
+    sha256: f.sha256 ? f.sha256 : null,
+    source: (f.source ?? 'redis') as ChangeEvent['source'],
+  }
+  return { id, event }
+}
+
+export function createRedisHistory(opts: RedisHistoryOptions): History {
+  const { redis, prefix, max, feedMax } = opts
+  const names = (key: string) => {
+    const full = `${prefix}${key}`
+    return [full, `${prefix}:history:{${full}}`, `${prefix}:docs:{${full}}`, `${prefix}:changes`]
+  }
+  const stream = `${prefix}:changes`
+  const script = (name: string, lua: string): Script => {
+    redis.defineCommand(name, { numberOfKeys: 4, lua })
+    const fn = (redis as unknown as Record<string, Script>)[name] as Script
+    return fn.bind(redis)
+  }
+  const write = script('configStoreWrite', WRITE)
+  const observeScript = script('configStoreObserve', OBSERVE)
+  const recordScript = script('configStoreRecord', RECORD)
+  const queue = new KeyQueue()
+  // The scripts answer {1, revision, feed id, the sha256 before ('' for none)}.
+  const recorded = (reply: unknown[], rev: Omit<Revision, 'revision' | 'before'>): Recorded => ({
+    id: String(reply[2]),
+    revision: { revision: Number(reply[1]), before: reply[3] ? String(reply[3]) : null, ...rev },
+  })
+  /** A failure of a script that changes things: sent and not answered, it may have been applied. */
+  const failed = (err: unknown, sent: boolean) =>
+    new LayerUnavailableError(
+      'redis',
+      reasonOf(err),
+      err,
+      sent && (err as Error).name !== 'ReplyError' ? 'unknown' : 'not_written',
+    )
+
+  async function observe(
+    key: string,
+    seen: Seen | undefined,
+    source: Revision['source'],
+  ): Promise<Recorded | undefined> {
+    const time = new Date().toISOString()
+    const sha = seen === undefined ? '' : sha256Hex(seen.json)
+    const raw = seen?.raw ?? seen?.json ?? ''
+    const args = [seen === undefined ? '1' : '0', raw, sha, time, max, feedMax, key, source]
+    const reply = await observeScript(...names(key), ...args)
+    if (reply[0] !== 1) return undefined
+    const op = seen === undefined ? 'delete' : 'write'
+    return recorded(reply, { time, actor: 'external', via: 'external', op, after: sha || null, source })
+  }
+
+  const listeners = new Listeners(opts.onListeners)
+  let reader: Redis | undefined
+  let reading = false
+
+  /** While anyone listens: blocking reads of the stream on a connection of its own, each event to every listener. */
+  async function readLoop(from: string): Promise<void> {
+    reading = true
+    let last = from
+    reader ??= opts.connect()
+    try {
+      while (listeners.size > 0 && reader.status !== 'end') {
+        let batch: [string, [string, string[]][]][] | null
+        try {
+          batch = (await reader.xread('COUNT', 500, 'BLOCK', 1000, 'STREAMS', stream, last)) as typeof batch
+        } catch {
+          await new Promise((r) => setTimeout(r, 200)) // Redis down: try again, from the same position
+          continue
+        }
+        for (const [, entries] of batch ?? [])
+          for (const [id, fields] of entries) {
+            last = id
+            listeners.emit(eventOf(id, fields))
+          }
+      }
+    } finally {
+      reading = false
+    }
+  }
+
+  async function position(): Promise<string> {
+    const newest = await redis.xrevrange(stream, '+', '-', 'COUNT', 1)
+    return newest[0]?.[0] ?? '0-0'
+  }
+
+  const feed: Feed = {
+    isPosition: (id) => STREAM_ID.test(id),
+    compare: compareIds,
+    get listeners() {
+      return listeners.size
+    },
+    subscribe(fn) {
+      const off = listeners.add(fn)
+      if (!reading)
+        void position()
+          .catch(() => '$')
+          .then((from) => (listeners.size > 0 && !reading ? readLoop(from) : undefined))
+      return off
+    },
+    async after(id) {
+      const now = await position().catch((err) => {
+        throw new LayerUnavailableError('redis', reasonOf(err), err)
+      })
+      if (id === undefined) return { events: [], position: now }
+      if (!STREAM_ID.test(id) || compareIds(id, now) > 0) return 'reset'
+      // An event after `id` was trimmed away: the gap cannot be replayed.
+      const info = (await redis.call('XINFO', 'STREAM', stream).catch(() => [])) as unknown[]
+      const at = info.indexOf('max-deleted-entry-id')
+      const deleted = at >= 0 ? String(info[at + 1]) : '0-0'
+      if (compareIds(id, deleted) < 0) return 'reset'
+      const events: FeedEvent[] = []
+      let from = `(${id}`
+      for (;;) {
+        const batch = await redis.xrange(stream, from, now, 'COUNT', 1000)
+        for (const [eid, fields] of batch) events.push(eventOf(eid, fields))
+        if (batch.length < 1000) break
+        from = `(${events[events.length - 1]?.id}`
+      }
+      return { events, position: now }
+    },
+  }
+
+  return {
+    kind: 'redis',
+    feed,
+    // The scripts are atomic: only this process's observations of a key are serialised, so that two notices of one
+    // change do not both read and record.
+    exclusive: (key, fn) => queue.run(key, fn),
+    async swap(key, expected, json, by, time) {
+      const mode = expected === undefined ? 'any' : expected === null ? 'absent' : 'text'
+      const op = json === null ? 'delete' : 'write'
+      const sha = json === null ? '' : sha256Hex(json)
+      const args = [mode, expected ?? '', json ?? '', sha, time, by.actor, by.via, max, feedMax, key, op]
+      for (let attempt = 0; ; attempt++) {
+        const sent = redis.status === 'ready'
+        let reply: unknown[]
+        try {
+          reply = await write(...names(key), ...args)
+        } catch (err) {
+          throw failed(err, sent)
+        }
+        if (reply[0] === 0) return false
+        if (reply[0] === 2) return 'absent'
+        if (reply[0] === 1) return recorded(reply, { time, ...by, op, after: sha || null, source: 'redis' })
+        // The key holds a change its history does not: recorded first, as external, then written again.
+        if (attempt >= 5) throw new LayerUnavailableError('redis', `${key} keeps changing outside the service`)
+        await observe(key, await opts.current(key), 'redis').catch(() => undefined)
+      }
+    },
+    async record(key, change: Change) {
+      const op = change.json === null ? 'delete' : 'write'
+      const sha = change.json === null ? '' : sha256Hex(change.json)
+      const { actor, via } = change.by
+      const args = [change.json ?? '', sha, change.time, actor, via, max, feedMax, change.source, op, key]
+      const reply = await recordScript(...names(key), ...args)
+      return recorded(reply, { time: change.time, actor, via, op, after: sha || null, source: change.source })
+    },
+    observe: (key, seen, source) => queue.run(key, () => observe(key, seen, source)),
+    async list(key, limit, before) {
+      const [, list] = names(key)
+      const texts = await redis.lrange(list as string, 0, -1)
+      const all = texts.map((t) => JSON.parse(t) as Revision)
+      return all.filter((r) => before === undefined || r.revision < before).slice(0, limit)
+    },
+    async document(key, revision) {
+      const [, list, docs] = names(key)
+      const texts = await redis.lrange(list as string, 0, -1)
+      const found = texts.map((t) => JSON.parse(t) as Revision).find((r) => r.revision === revision)
+      if (found === undefined) return undefined
+      const json = found.op === 'delete' ? null : await redis.hget(docs as string, String(revision))
+      return { revision: found, json }
+    },
+    async close() {
+      const r = reader
+      reader = undefined
+      r?.disconnect()
+    },
+  }
+}
+
+export type { Attribution }
