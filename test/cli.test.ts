@@ -143,7 +143,7 @@ describe('config-store get, set, export, import', () => {
     const env = redisEnv()
     const set = await cli(['set', 'runtime_flags', '-'], env, '{"gmail_ingress_enabled": true}')
     expect(set.code).toBe(0)
-    expect(set.stdout).toMatch(/^runtime_flags: written to redis \(_updated_at \d{4}-.*Z\)\n$/)
+    expect(set.stdout).toMatch(/^runtime_flags: written to redis as revision 1 \(_updated_at \d{4}-.*Z\)\n$/)
     const file = join(env.CONFIG_FILES_DIR, 'in.json')
     writeFileSync(file, '{"webhook_url": "https://hooks.example.com/x"}')
     expect((await cli(['set', 'webhook_config', file], env)).code).toBe(0)
@@ -208,7 +208,7 @@ describe('config-store get, set, export, import', () => {
     expect(res.stderr).toBe(
       'config-store: import refused, nothing written: polling_config /active_days/0 must be <= 6\n',
     )
-    expect(await redis.keys(`${env.CONFIG_STORE_REDIS_PREFIX}*`)).toEqual([])
+    expect(await redis.keys(`${env.CONFIG_STORE_REDIS_PREFIX}*`)).toEqual([]) // no config, and no revision
     writeFileSync(bundle, '{"configs": {}}')
     expect((await cli(['import', bundle], env)).stderr).toBe(
       `config-store: ${bundle} is not a config-store export bundle\n`,
@@ -235,7 +235,13 @@ describe('config-store get, set, export, import', () => {
     expect(res.code).toBe(1)
     expect(res.stderr).toMatch(/^config-store: import failed at (big_key|third_key) \(.*\); rolled back first_key/) // first_key was written
     expect(res.stderr).not.toMatch(/COULD NOT/)
-    expect(await admin.keys('p:*')).toEqual([])
+    // No config key is left; history (names under `p::`) says first_key was imported, then put back.
+    expect((await admin.keys('p:*')).filter((k) => !k.startsWith('p::'))).toEqual([])
+    const revisions = (await admin.lrange('p::history:{p:first_key}', 0, -1)).map((r) => JSON.parse(r))
+    expect(revisions.map((r) => [r.revision, r.op, r.via])).toEqual([
+      [2, 'delete', 'import'],
+      [1, 'write', 'import'],
+    ])
     admin.disconnect()
     await server.stop()
   })

@@ -25,7 +25,7 @@ async function world(env: Record<string, string> = {}) {
   const verify = (body: object = {}, scope: 'read' | 'admin' = 'admin') =>
     t.app.inject({ method: 'POST', url: '/api/verify_config_store', headers: bearer(scope), payload: body })
   const redisSnapshot = async () => {
-    const names = (await redis.keys(`${t.prefix}*`)).sort()
+    const names = (await redis.keys(`${t.prefix}*`)).filter((n) => !n.startsWith(`${t.prefix}:`)).sort()
     return Object.fromEntries(await Promise.all(names.map(async (n) => [n.slice(t.prefix.length), await redis.get(n)])))
   }
   return { ...t, migrate, verify, redisSnapshot }

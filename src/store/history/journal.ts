@@ -73,6 +73,13 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
   const pathOf = (key: string) => join(root, `${key}.jsonl`)
   const unavailable = (err: unknown) =>
     err instanceof AppError ? err : new LayerUnavailableError('files', `history journal: ${reasonOf(err)}`, err)
+  /** The lock cannot be taken: nothing was written, since a write waits for it. */
+  const unusable = (err: unknown) =>
+    new AppError(
+      'STORE_UNAVAILABLE',
+      `the history journal in ${root} cannot be written (${reasonOf(err)}), so the primary layer (files) takes no write; nothing was written`,
+      { cause: err },
+    )
 
   // One holder at a time: first in this process, then across processes through the lock file.
   let chain: Promise<unknown> = Promise.resolve()
@@ -101,11 +108,11 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
         const code = (err as NodeJS.ErrnoException).code
         if (code === 'ENOENT') {
           await mkdir(root, { recursive: true }).catch((e) => {
-            throw unavailable(e)
+            throw unusable(e)
           })
           continue
         }
-        if (code !== 'EEXIST') throw unavailable(err)
+        if (code !== 'EEXIST') throw unusable(err)
       } finally {
         await fh?.close()
       }
