@@ -20,6 +20,9 @@ export interface FileLayerOptions extends Partial<TextReaderOptions> {
 export interface FileLayer extends Layer {
   /** The files a key is read from, in order (one, or the magic-link aliases). */
   pathsOf(key: string): string[]
+  /** Starts the directory's watch now, rather than at the first read: a file written behind the service is then
+   * noticed (onChange) even before anything was read. */
+  watch(): void
   close(): void
 }
 
@@ -184,6 +187,7 @@ export function createFileLayer({ dir, magicLinkTokensFile, onChange, ...limits 
   return {
     name: 'files',
     pathsOf,
+    watch: () => void texts.begin(),
     close: () => texts.stop(),
 
     async get(key: string): Promise<ReadResult> {
@@ -206,6 +210,7 @@ export function createFileLayer({ dir, magicLinkTokensFile, onChange, ...limits 
       const progress = { renamed: false }
       try {
         await writeAtomic(target, `${JSON.stringify(doc, null, 2)}\n`, progress)
+        if (onChange !== undefined) texts.begin() // the directory may have just been made: watched from now
       } catch (err) {
         // Failing after the rename (the directory's fsync), the new file is in place but perhaps not durable.
         throw new LayerUnavailableError('files', reasonOf(err), err, progress.renamed ? 'unknown' : 'not_written')

@@ -81,6 +81,7 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
     }
   }
   const primary = layers[0] as Layer
+  if (primary === files) files.watch() // writes behind the service's back become revisions
   const history: History =
     opened === undefined
       ? createJournal({ dir: config.CONFIG_FILES_DIR, max: config.CONFIG_HISTORY_MAX, feedMax: config.CONFIG_FEED_MAX })
