@@ -10,6 +10,10 @@ const ReadyReply = Type.Object({
   degraded: Type.Boolean({ description: 'true when the primary layer is down' }),
   layers: Type.Array(LayerReportSchema),
   waiting: Type.Integer({ description: 'blocking reads (GET …?wait=) waiting now' }),
+  feeds: Type.Integer({ description: 'change feed streams (GET /api/changes) open now' }),
+  history: Type.Union([Type.Literal('redis'), Type.Literal('journal')], {
+    description: 'where revisions and the change feed are kept',
+  }),
   timestamp: Timestamp,
 })
 
@@ -61,6 +65,8 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         degraded: layers[0]?.ok !== true,
         layers: layers.map(({ error, ...l }) => (reasons && error !== undefined ? { ...l, error } : l)),
         waiting: app.store.stats().waiting,
+        feeds: app.store.stats().listeners,
+        history: app.store.stats().history,
         timestamp: new Date().toISOString(),
       }
     },

@@ -201,6 +201,15 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     }
   }
 
+  async function trimmedAfter(id: string): Promise<boolean> {
+    if ((await redis.xrange(stream, id, id)).length > 0) return false
+    const info = (await redis.call('XINFO', 'STREAM', stream).catch(() => [])) as unknown[]
+    const field = (name: string) => info[info.indexOf(name) + 1]
+    const first = (field('first-entry') as [string] | null | undefined)?.[0]
+    const trimmed = Number(field('entries-added')) > Number(field('length'))
+    return first !== undefined && trimmed && compareIds(id, first) < 0
+  }
+
   async function position(): Promise<string> {
     const newest = await redis.xrevrange(stream, '+', '-', 'COUNT', 1)
     return newest[0]?.[0] ?? '0-0'
@@ -226,11 +235,9 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       })
       if (id === undefined) return { events: [], position: now }
       if (!STREAM_ID.test(id) || compareIds(id, now) > 0) return 'reset'
-      // An event after `id` was trimmed away: the gap cannot be replayed.
-      const info = (await redis.call('XINFO', 'STREAM', stream).catch(() => [])) as unknown[]
-      const at = info.indexOf('max-deleted-entry-id')
-      const deleted = at >= 0 ? String(info[at + 1]) : '0-0'
-      if (compareIds(id, deleted) < 0) return 'reset'
+      // The events after `id` are all kept unless trimming (MAXLEN ~) has reached them: `id` itself gone, older than
+      // the first entry kept, while some entries were trimmed.
+      if (await trimmedAfter(id)) return 'reset'
       const events: FeedEvent[] = []
       let from = `(${id}`
       for (;;) {
