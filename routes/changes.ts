@@ -74,9 +74,11 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
           stream.write(`id: ${e.id}\nevent: change\ndata: ${data}\n\n`)
         })
       }
-      const unsubscribe = store.feed.subscribe((e) => (live ? send(e) : held.push(e)))
+      const subscription = store.feed.subscribe((e) => (live ? send(e) : held.push(e)))
+      const unsubscribe = () => subscription.close()
       let replay: Awaited<ReturnType<typeof store.feed.after>>
       try {
+        await subscription.ready
         replay = await store.feed.after(lastId)
         if (replay === 'reset') {
           const now = await store.feed.after(undefined)

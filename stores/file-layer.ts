@@ -205,6 +205,11 @@ export function createFileLayer({ dir, magicLinkTokensFile, onChange, ...limits 
       return { state: 'absent' }
     },
 
+    fresh(key: string): Promise<ReadResult> {
+      for (const path of pathsOf(key)) texts.forget(basename(path))
+      return this.get(key)
+    },
+
     async set(key: string, doc: ConfigDocument): Promise<void> {
       const target = pathsOf(key)[0] as string
       const progress = { renamed: false }

@@ -40,6 +40,9 @@ export type LayerHealth = Static<typeof LayerHealthSchema>
 export interface Layer {
   readonly name: LayerName
   get(key: string): Promise<ReadResult>
+  /** A read of what the layer holds this instant, past anything it remembers (the files layer's watched texts,
+   * which lag a write by another process until its watch event arrives). */
+  fresh?(key: string): Promise<ReadResult>
   /** Stores the whole document (`json` is its JSON text, when the caller has it already); throws
    * LayerUnavailableError when the layer cannot take it. */
   set(key: string, doc: ConfigDocument, json?: string): Promise<void>

@@ -12,8 +12,12 @@ describe('openapi.yaml', () => {
   it('documents every route, the bearer scheme on protected ones, and the error envelope', async () => {
     const doc = parse(await renderOpenApi())
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/changes',
       '/api/config',
       '/api/config/{key}',
+      '/api/config/{key}/diff',
+      '/api/config/{key}/history',
+      '/api/config/{key}/rollback',
       '/api/migrate_configs_to_redis',
       '/api/verify_config_store',
       '/config_api.php',

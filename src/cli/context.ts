@@ -19,6 +19,8 @@ export interface CliContext {
   stdin(): string
   /** Ends the process (a server that failed to start may hold connections half open). */
   exit(code: number): never
+  /** Resolves when the command is asked to stop (SIGINT, SIGTERM): a command that runs until then waits on it. */
+  interrupted(): Promise<void>
 }
 
 export function processContext(): CliContext {
@@ -29,6 +31,11 @@ export function processContext(): CliContext {
     err: (text) => process.stderr.write(text),
     stdin: () => readFileSync(0, 'utf8'),
     exit: (code) => process.exit(code),
+    interrupted: () =>
+      new Promise((resolve) => {
+        process.once('SIGINT', () => resolve())
+        process.once('SIGTERM', () => resolve())
+      }),
   }
 }
 

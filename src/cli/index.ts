@@ -5,12 +5,16 @@
 import { exitCodeOf, fatalLine, UsageError } from '../errors.js'
 import { VERSION } from '../version.js'
 import * as check from './commands/check.js'
+import * as diff from './commands/diff.js'
 import * as exportCommand from './commands/export.js'
 import * as get from './commands/get.js'
+import * as history from './commands/history.js'
 import * as importCommand from './commands/import.js'
 import * as migrate from './commands/migrate.js'
+import * as rollback from './commands/rollback.js'
 import * as serve from './commands/serve.js'
 import * as set from './commands/set.js'
+import * as watch from './commands/watch.js'
 import { type CliContext, print } from './context.js'
 
 export interface Command {
@@ -27,6 +31,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   set,
   export: exportCommand,
   import: importCommand,
+  history,
+  diff,
+  rollback,
+  watch,
 }
 
 const HELP = `usage: config-store <command> [options]

@@ -222,10 +222,12 @@ export function createConfigStore({
 
   async function observe(key: string): Promise<void> {
     if (!isValidKey(key)) return
-    const r = await first.get(key)
-    if (r.state === 'unavailable') return
-    const seen = r.state === 'hit' ? { json: r.json, raw: r.raw } : undefined
-    const recorded = await history.observe(key, seen, first.name)
+    const current = async () => {
+      const r = await (first.fresh?.(key) ?? first.get(key))
+      if (r.state === 'unavailable') throw new AppError('STORE_UNAVAILABLE', r.reason)
+      return r.state === 'hit' ? { json: r.json, raw: r.raw } : undefined
+    }
+    const recorded = await history.observe(key, current, first.name).catch(() => undefined)
     if (recorded === undefined) return
     const { revision: n, before, after } = recorded.revision
     log.info(

@@ -18,8 +18,14 @@ const baseEnv = (env: Record<string, string>) => ({
   ...env,
 })
 
-/** One command line run in this process. `exit` (a failed serve) throws instead of ending the test runner. */
-export async function runCli(args: string[], env: Record<string, string>, stdin = ''): Promise<CliResult> {
+/** One command line run in this process. `exit` (a failed serve) throws instead of ending the test runner; a
+ * command that runs until interrupted (watch) is, when `interrupt` resolves. */
+export async function runCli(
+  args: string[],
+  env: Record<string, string>,
+  stdin = '',
+  interrupt: Promise<void> = new Promise(() => undefined),
+): Promise<CliResult> {
   const out = { stdout: '', stderr: '' }
   const code = await main(args, {
     env: baseEnv(env),
@@ -34,6 +40,7 @@ export async function runCli(args: string[], env: Record<string, string>, stdin 
     exit: (status) => {
       throw new Error(`the command asked to exit ${status}`)
     },
+    interrupted: () => interrupt,
   })
   return { code, ...out }
 }

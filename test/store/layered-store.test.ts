@@ -159,7 +159,7 @@ describe('deletes and listings', () => {
     const redis = memoryLayer('redis', { a: {}, b: {} })
     const files = memoryLayer('files', { a: {}, b: {} })
     const { store } = storeOf([redis, files])
-    expect(await store.remove('a')).toEqual({ redis: 'deleted', files: 'deleted' })
+    expect(await store.remove('a')).toEqual({ layers: { redis: 'deleted', files: 'deleted' }, revision: 1 })
     expect(await error(store.remove('a'))).toBe('CONFIG_NOT_FOUND')
     files.down = true
     const refused = await store.remove('b').catch((err) => err)

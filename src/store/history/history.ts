@@ -26,12 +26,18 @@ export interface Seen {
   raw?: string | undefined
 }
 
+export interface Subscription {
+  /** Resolves once every event recorded from then on will be heard. */
+  ready: Promise<void>
+  close(): void
+}
+
 export interface Feed {
   /** The events after position `id` (none given: no events, just the position now), or 'reset' when some of them
    * are no longer kept (or `id` is not a position of this feed). */
   after(id: string | undefined): Promise<{ events: FeedEvent[]; position: string } | 'reset'>
-  /** Each event recorded by any instance from now on, in order; answers the unsubscribe. */
-  subscribe(fn: (e: FeedEvent) => void): () => void
+  /** Each event recorded by any instance from now on, in order. */
+  subscribe(fn: (e: FeedEvent) => void): Subscription
   /** Whether `id` has the form of a position of this feed. */
   isPosition(id: string): boolean
   /** Positions in order: negative when `a` comes before `b`. */
@@ -57,9 +63,11 @@ export interface History {
   ): Promise<Recorded | false | 'absent'>
   /** Records a change the primary made (inside `exclusive`). */
   record(key: string, change: Change): Promise<Recorded>
-  /** The primary's copy now (undefined: absent), seen after a change notice: recorded as an `external` revision
-   * unless the latest revision is that document already. */
-  observe(key: string, current: Seen | undefined, source: LayerName): Promise<Recorded | undefined>
+  /** After a change notice: the primary's copy now (`current` reads it; undefined: absent) is recorded as an
+   * `external` revision unless the latest revision is that document already. `current` is read while no write of
+   * the key runs (or, in Redis, checked again in the script that records it), so a read from before a write never
+   * passes for a change. */
+  observe(key: string, current: () => Promise<Seen | undefined>, source: LayerName): Promise<Recorded | undefined>
   /** Revisions newest first: at most `limit`, each older than `before` when given. */
   list(key: string, limit: number, before?: number): Promise<Revision[]>
   /** A revision and its document (null for a delete); undefined when it is not kept. */

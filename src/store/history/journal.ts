@@ -257,7 +257,7 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
       return listeners.size
     },
     subscribe(fn) {
-      const off = listeners.add(fn)
+      const close = listeners.add(fn)
       // Other processes' events come through the file: looked for while anyone listens.
       poll ??= setInterval(() => {
         if (listeners.size === 0) {
@@ -265,8 +265,7 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
           poll = undefined
         } else void catchUp().catch(() => undefined)
       }, POLL_MS)
-      poll.unref()
-      return off
+      return { close, ready: started }
     },
     async after(id) {
       const items = await readFeed()
@@ -303,9 +302,10 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
         throw unavailable(err)
       }
     },
-    observe: (key, seen: Seen | undefined, source) =>
+    observe: (key, current, source) =>
       locked(async () => {
         await started
+        const seen: Seen | undefined = await current()
         const { entries } = await entriesOf(key)
         const head = entries[entries.length - 1]
         const sha = seen === undefined ? null : sha256Hex(seen.json)

@@ -175,10 +175,10 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
   const listeners = new Listeners(opts.onListeners)
   let reader: Redis | undefined
   let reading = false
+  let starting: Promise<void> = Promise.resolve()
 
   /** While anyone listens: blocking reads of the stream on a connection of its own, each event to every listener. */
   async function readLoop(from: string): Promise<void> {
-    reading = true
     let last = from
     reader ??= opts.connect()
     try {
@@ -222,12 +222,16 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       return listeners.size
     },
     subscribe(fn) {
-      const off = listeners.add(fn)
-      if (!reading)
-        void position()
+      const close = listeners.add(fn)
+      if (!reading) {
+        reading = true
+        starting = position()
           .catch(() => '$')
-          .then((from) => (listeners.size > 0 && !reading ? readLoop(from) : undefined))
-      return off
+          .then((from) => {
+            void readLoop(from)
+          })
+      }
+      return { close, ready: starting }
     },
     async after(id) {
       const now = await position().catch((err) => {
@@ -285,7 +289,7 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       const reply = await recordScript(...names(key), ...args)
       return recorded(reply, { time: change.time, actor, via, op, after: sha || null, source: change.source })
     },
-    observe: (key, seen, source) => queue.run(key, () => observe(key, seen, source)),
+    observe: (key, current, source) => queue.run(key, async () => observe(key, await current(), source)),
     async list(key, limit, before) {
       const [, list] = names(key)
       const texts = await redis.lrange(list as string, 0, -1)
