@@ -2,7 +2,7 @@
 // Their changes are recorded as `cli:<user>`.
 import { describe, expect, inject, it } from 'vitest'
 import { tempDir, uniquePrefix } from './helpers/app.js'
-import { runCli, spawnCli } from './helpers/cli.js'
+import { runCli, spawnCli, startCli } from './helpers/cli.js'
 import { until } from './helpers/wait.js'
 
 const modes = {
@@ -72,6 +72,26 @@ describe.each(Object.entries(modes))('%s', (_mode, envOf) => {
     expect((await runCli(['diff', 'k'], env)).stdout).toMatch(/fewer than two revisions/)
     expect((await runCli(['history', 'never'], env)).stdout).toBe('never: no revisions\n')
     expect(JSON.parse((await runCli(['history', 'k', '--json'], env)).stdout)).toHaveLength(1)
+  })
+
+  it('watch --json: a JSON line per change event, external ones included', async () => {
+    const env = envOf()
+    const watching = startCli(['watch', '--json'], env)
+    await until(() => watching.out.stderr.includes('watching every key'), 5000)
+    await runCli(['set', 'k', '-'], env, '{"v": 1}')
+    await runCli(['rollback', 'k', '1'], env)
+    await until(() => watching.out.stdout.split('\n').filter(Boolean).length === 2, 5000)
+    const events = watching.out.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+    expect(events.map((e) => [e.key, e.revision, e.via])).toEqual([
+      ['k', 1, 'cli'],
+      ['k', 2, 'rollback'],
+    ])
+    expect(events[0].id).toBeTruthy()
+    watching.interrupt()
+    expect(await watching.done).toBe(0)
   })
 
   it('watch prints a line per change as it happens, only of the keys asked for, until interrupted', async () => {

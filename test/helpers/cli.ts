@@ -45,6 +45,31 @@ export async function runCli(
   return { code, ...out }
 }
 
+/** A command that runs until interrupted (watch), in this process: what it printed so far, and a way to stop it. */
+export function startCli(args: string[], env: Record<string, string>) {
+  let interrupt = () => undefined as void
+  const stopped = new Promise<void>((resolve) => {
+    interrupt = resolve
+  })
+  const out = { stdout: '', stderr: '' }
+  const done = main(args, {
+    env: baseEnv(env),
+    cwd: ROOT,
+    out: (text) => {
+      out.stdout += text
+    },
+    err: (text) => {
+      out.stderr += text
+    },
+    stdin: () => '',
+    exit: (status) => {
+      throw new Error(`the command asked to exit ${status}`)
+    },
+    interrupted: () => stopped,
+  })
+  return { out, interrupt, done }
+}
+
 export interface Spawned {
   child: ChildProcess
   /** What it printed so far. */

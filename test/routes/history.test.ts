@@ -2,7 +2,7 @@
 // routes that list, read, diff and roll back revisions; writes made behind the service recorded as `external`; and
 // the audit line. On real Redis and in files-only mode alike.
 import { createHash } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { AUTH_TOKENS, bearer, buildTestApp, redisClientForFile, TOKENS } from '../helpers/app.js'
@@ -20,6 +20,26 @@ const tokens = JSON.stringify([
   { name: 'webhooks-only', token: LIMITED, scopes: ['config:admin'], keys: ['webhook_config'] },
 ])
 const redis = redisClientForFile()
+
+describe('Redis', () => {
+  it('a change made while no instance ran is recorded, as external, before the next write through the service', async () => {
+    const a = await buildTestApp()
+    const post = (app: typeof a.app, doc: object) =>
+      app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('write'), payload: doc })
+    await post(a.app, { v: 1 })
+    await a.app.close()
+    await redis.set(`${a.prefix}k`, '{"v": "while down"}')
+    const b = await buildTestApp({ CONFIG_STORE_REDIS_PREFIX: a.prefix, CONFIG_FILES_DIR: a.dir })
+    expect((await post(b.app, { v: 3 })).json().meta.revision).toBe(3)
+    const revisions = (await b.app.inject({ url: '/api/config/k/history', headers: bearer('read') })).json().revisions
+    expect(revisions.map((r: { revision: number; actor: string }) => [r.revision, r.actor])).toEqual([
+      [3, 'writer'],
+      [2, 'external'],
+      [1, 'writer'],
+    ])
+    expect(revisions[1].after).toBe(sha({ v: 'while down' }))
+  })
+})
 
 describe.each(Object.entries(modes))('%s', (mode, env) => {
   async function world(extra: Record<string, string | undefined> = {}) {
@@ -184,6 +204,26 @@ describe.each(Object.entries(modes))('%s', (mode, env) => {
     expect(revisions.map((r) => r.revision)).toEqual([3, 2, 1])
     expect(revisions[0]?.before).toBe(ext?.after)
     expect((await t.call('GET', '/api/config/k?revision=2')).json().data).toEqual({ v: 'by hand' })
+  })
+
+  it('a write whose revision cannot be recorded still answers 200, says it has none, and warns', async () => {
+    const t = await world()
+    await t.call('POST', '/api/config/k', { v: 1 })
+    if (mode === 'redis') {
+      // The history list of the key replaced by a string: the script refuses, and nothing is written.
+      await redis.set(`${t.prefix}:history:{${t.prefix}k}`, 'not a list')
+      const res = await t.call('POST', '/api/config/k', { v: 2 })
+      expect(res.statusCode).toBe(503)
+      expect((await t.call('GET', '/api/config/k')).json().data).toMatchObject({ v: 1 })
+      return
+    }
+    mkdirSync(join(t.dir, '.history', 'other.jsonl'), { recursive: true }) // a journal file that cannot be read
+    const res = await t.call('POST', '/api/config/other', { v: 2 })
+    expect(res.statusCode).toBe(200)
+    expect(res.json().meta.revision).toBeNull()
+    expect(res.headers['x-config-revision']).toBeUndefined()
+    expect(t.logs.find((l) => l.level === 40 && /revision could not be recorded/.test(String(l.msg)))).toBeDefined()
+    expect((await t.call('GET', '/api/config/other')).json().data).toMatchObject({ v: 2 })
   })
 
   it('CONFIG_HISTORY_MAX bounds the revisions kept per key', async () => {
