@@ -11,7 +11,7 @@ const ReadyReply = Type.Object({
   layers: Type.Array(LayerReportSchema),
   waiting: Type.Integer({ description: 'blocking reads (GET …?wait=) waiting now' }),
   feeds: Type.Integer({ description: 'change feed streams (GET /api/changes) open now' }),
-  history: Type.Union([Type.Literal('redis'), Type.Literal('journal')], {
+  history: Type.Union([Type.Literal('redis'), Type.Literal('journal'), Type.Literal('off')], {
     description: 'where revisions and the change feed are kept',
   }),
   timestamp: Timestamp,

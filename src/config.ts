@@ -88,10 +88,10 @@ export const EnvSchema = Type.Object({
     Type.Integer({ minimum: 1, maximum: 65535, description: 'also serve /metrics, without auth, on this port' }),
   ),
   CONFIG_HISTORY_MAX: Type.Integer({
-    minimum: 1,
+    minimum: 0,
     maximum: 100_000,
     default: 100,
-    description: 'revisions kept per key, with their documents',
+    description: 'revisions kept per key, with their documents; 0 turns history and the change feed off',
   }),
   CONFIG_FEED_MAX: Type.Integer({
     minimum: 10,

@@ -74,37 +74,37 @@ describe.each(Object.entries(modes))('%s', (_mode, envOf) => {
     expect(JSON.parse((await runCli(['history', 'k', '--json'], env)).stdout)).toHaveLength(1)
   })
 
-  it('watch --json: a JSON line per change event, external ones included', async () => {
-    const env = envOf()
-    const watching = startCli(['watch', '--json'], env)
+  it('watch, in-process: a line per change, until interrupted', async () => {
+    const env = { ...envOf(), USER: 'ops-carol' }
+    const watching = startCli(['watch'], env)
     await until(() => watching.out.stderr.includes('watching every key'), 5000)
     await runCli(['set', 'k', '-'], env, '{"v": 1}')
     await runCli(['rollback', 'k', '1'], env)
     await until(() => watching.out.stdout.split('\n').filter(Boolean).length === 2, 5000)
-    const events = watching.out.stdout
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l))
-    expect(events.map((e) => [e.key, e.revision, e.via])).toEqual([
-      ['k', 1, 'cli'],
-      ['k', 2, 'rollback'],
-    ])
-    expect(events[0].id).toBeTruthy()
+    const lines = watching.out.stdout.split('\n').filter(Boolean)
+    expect(lines[0]).toMatch(/^\d{4}-.*Z {2}k {2}r1 {2}write {2}by cli:ops-carol \(cli\) {2}[0-9a-f]{12}$/)
+    expect(lines[1]).toMatch(/ {2}k {2}r2 {2}write {2}by cli:ops-carol \(rollback\) /)
     watching.interrupt()
     expect(await watching.done).toBe(0)
   })
 
   it('watch prints a line per change as it happens, only of the keys asked for, until interrupted', async () => {
     const env = { ...envOf(), USER: 'ops-bob' }
-    const watching = spawnCli(['watch', 'k', 'j'], env)
+    const watching = spawnCli(['watch', 'k', 'j', '--json'], env)
     await until(() => watching.out.stderr.includes('watching k, j'), 20_000)
     await runCli(['set', 'k', '-'], env, '{"v": 1}')
     await runCli(['set', 'other', '-'], env, '{"v": 1}')
     await runCli(['set', 'j', '-'], env, '{"v": 1}')
     await until(() => watching.out.stdout.trim().split('\n').length === 2, 5000)
-    const lines = watching.out.stdout.trim().split('\n')
-    expect(lines[0]).toMatch(/^\d{4}-.*Z {2}k {2}r1 {2}write {2}by cli:ops-bob \(cli\) {2}[0-9a-f]{12}$/)
-    expect(lines[1]).toMatch(/ {2}j {2}r1 {2}write /)
+    const events = watching.out.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(events.map((e) => [e.key, e.revision, e.actor, e.via])).toEqual([
+      ['k', 1, 'cli:ops-bob', 'cli'],
+      ['j', 1, 'cli:ops-bob', 'cli'],
+    ])
+    expect(events[0].id).toBeTruthy()
     watching.child.kill('SIGINT')
     expect(await watching.exited).toBe(0)
   }, 30_000)

@@ -10,7 +10,7 @@ import type { PhpLayer } from '../../stores/php-layer.js'
 import type { AppConfig } from '../config.js'
 import { reasonOf } from '../errors.js'
 import { ConfigCache } from './cache.js'
-import type { History } from './history/history.js'
+import { type History, noHistory } from './history/history.js'
 import { createJournal } from './history/journal.js'
 import { createRedisHistory } from './history/redis.js'
 import { LastKnownGood } from './last-known-good.js'
@@ -83,20 +83,26 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
   const primary = layers[0] as Layer
   if (primary === files) files.watch() // writes behind the service's back become revisions
   const history: History =
-    opened === undefined
-      ? createJournal({ dir: config.CONFIG_FILES_DIR, max: config.CONFIG_HISTORY_MAX, feedMax: config.CONFIG_FEED_MAX })
-      : createRedisHistory({
-          redis: opened.redis,
-          prefix: config.CONFIG_STORE_REDIS_PREFIX,
-          max: config.CONFIG_HISTORY_MAX,
-          feedMax: config.CONFIG_FEED_MAX,
-          connect: opened.connectFeed,
-          current: async (key) => {
-            const r = await primary.get(key)
-            if (r.state === 'unavailable') throw new Error(r.reason)
-            return r.state === 'hit' ? { json: r.json, raw: r.raw } : undefined
-          },
-        })
+    config.CONFIG_HISTORY_MAX === 0
+      ? noHistory()
+      : opened === undefined
+        ? createJournal({
+            dir: config.CONFIG_FILES_DIR,
+            max: config.CONFIG_HISTORY_MAX,
+            feedMax: config.CONFIG_FEED_MAX,
+          })
+        : createRedisHistory({
+            redis: opened.redis,
+            prefix: config.CONFIG_STORE_REDIS_PREFIX,
+            max: config.CONFIG_HISTORY_MAX,
+            feedMax: config.CONFIG_FEED_MAX,
+            connect: opened.connectFeed,
+            current: async (key) => {
+              const r = await primary.get(key)
+              if (r.state === 'unavailable') throw new Error(r.reason)
+              return r.state === 'hit' ? { json: r.json, raw: r.raw } : undefined
+            },
+          })
   // A change notice about the primary's copy: a write behind the service's back becomes an `external` revision.
   const observe = (key: string) =>
     void store.observe(key).catch((err: unknown) => {

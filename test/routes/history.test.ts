@@ -226,6 +226,20 @@ describe.each(Object.entries(modes))('%s', (mode, env) => {
     expect((await t.call('GET', '/api/config/other')).json().data).toMatchObject({ v: 2 })
   })
 
+  it('CONFIG_HISTORY_MAX=0 turns history off: writes say they made no revision; history and the feed are 404', async () => {
+    const t = await world({ CONFIG_HISTORY_MAX: '0' })
+    const res = await t.call('POST', '/api/config/k', { v: 1 })
+    expect([res.statusCode, res.json().meta.revision]).toEqual([200, null])
+    expect((await t.call('PATCH', '/api/config/k', { w: 1 }, { 'if-match': res.headers.etag })).statusCode).toBe(200)
+    expect((await t.call('DELETE', '/api/config/k')).json().revision).toBeNull()
+    for (const url of ['/api/config/k/history', '/api/config/k?revision=1', '/api/changes']) {
+      const off = await t.call('GET', url)
+      expect([off.statusCode, off.json().message], url).toEqual([404, expect.stringMatching(/history is off/)])
+    }
+    expect((await t.call('GET', '/ready')).json().history).toBe('off')
+    expect(t.logs.filter((l) => l.level >= 40)).toEqual([])
+  })
+
   it('CONFIG_HISTORY_MAX bounds the revisions kept per key', async () => {
     const t = await world({ CONFIG_HISTORY_MAX: '3' })
     for (let i = 1; i <= 20; i++) await t.call('POST', '/api/config/k', { i })

@@ -3,6 +3,7 @@
 // and otherwise in a journal in the files directory (src/store/history/journal.ts); both answer to this interface.
 import { createHash } from 'node:crypto'
 import type { LayerName } from '../../../stores/layer.js'
+import { AppError } from '../../errors.js'
 import type { Attribution, FeedEvent, Revision } from './schemas.js'
 
 /** A change the primary layer made, to be recorded. */
@@ -47,7 +48,7 @@ export interface Feed {
 }
 
 export interface History {
-  readonly kind: 'redis' | 'journal'
+  readonly kind: 'redis' | 'journal' | 'off'
   /** Runs `fn` while no other write or observation of `key` runs: in this process, and, for the journal, in any
    * process sharing the files directory. */
   exclusive<T>(key: string, fn: () => Promise<T>): Promise<T>
@@ -117,5 +118,29 @@ export class KeyQueue {
       if (this.#tails.get(key) === tail) this.#tails.delete(key)
     })
     return run
+  }
+}
+
+/** No history (CONFIG_HISTORY_MAX=0): writes make no revision (their answers say so), and the feed stays empty. */
+export function noHistory(): History {
+  const queue = new KeyQueue()
+  const none = (): never => {
+    throw new AppError('NOT_FOUND', 'history is off here (CONFIG_HISTORY_MAX=0): no revisions or change feed are kept')
+  }
+  return {
+    kind: 'off',
+    exclusive: (key, fn) => queue.run(key, fn),
+    record: async () => none(),
+    observe: async () => undefined,
+    list: async () => none(),
+    document: async () => none(),
+    feed: {
+      after: async () => none(),
+      subscribe: () => ({ ready: Promise.resolve(), close: () => undefined }),
+      isPosition: (id) => /^\d{1,15}$/.test(id),
+      compare: (a, b) => Number(a) - Number(b),
+      listeners: 0,
+    },
+    close: async () => undefined,
   }
 }
