@@ -134,6 +134,21 @@ describe('migrate', () => {
     expect(v.polling_config).toMatchObject({ valid: true, status: 'OK', source: 'redis' })
   })
 
+  it('each key migrated is a revision by the caller, via migrate; below a PHP primary (php_first), none is made', async () => {
+    const t = await world()
+    const res = await t.migrate({ keys: ['polling_config'] })
+    expect(res.json().results[0]).toMatchObject({ action: 'migrated' })
+    const history = async (app: typeof t.app) =>
+      (await app.inject({ url: '/api/config/polling_config/history', headers: bearer('admin') })).json().revisions
+    expect(await history(t.app)).toEqual([expect.objectContaining({ revision: 1, actor: 'admin', via: 'migrate', source: 'redis' })])
+
+    // php_first: Redis is a copy below the primary; migrating into it changes no revision of the effective document.
+    const below = await world({ CONFIG_STORE_MODE: 'php_first' })
+    expect((await below.migrate({ keys: ['polling_config'] })).json().results[0]).toMatchObject({ action: 'migrated' })
+    expect(JSON.parse((await redis.get(`${below.prefix}polling_config`)) as string)).toMatchObject({ active_days: [0, 1, 2] })
+    expect(await history(below.app)).toEqual([])
+  })
+
   it('force overwrites a newer Redis value and writes an invalid one, saying so', async () => {
     const t = await world()
     const r = byKey<MigrateResult>(
