@@ -170,6 +170,18 @@ describe('a write whose outcome is not known is not called refused', () => {
     expect(res.statusCode).toBe(200)
     expect(JSON.parse((await admin.get(`${prefix}k`)) as string)).toEqual(res.json().data)
     expect(t.logs.some((l) => /reading back shows it landed/.test(l.msg))).toBe(true)
+    // It landed with its revision (one script): the answer names it all the same.
+    expect(res.json().meta.revision).toBe(2)
+    // A delete read back the same way: deleted, and its revision found.
+    await admin.call('CLIENT', 'PAUSE', '450', 'ALL')
+    const del = await t.app.inject({ method: 'DELETE', url: '/api/config/k', headers: bearer('admin') })
+    expect(del.json()).toMatchObject({ layers: { redis: 'deleted' }, revision: 3 })
+    const history = await t.app.inject({ url: '/api/config/k/history', headers: bearer('admin') })
+    expect(history.json().revisions.map((r: { revision: number; op: string }) => [r.revision, r.op])).toEqual([
+      [3, 'delete'],
+      [2, 'write'],
+      [1, 'write'],
+    ])
   })
 
   it('Redis stopped: 503 "nothing was written", which is then known', async () => {
