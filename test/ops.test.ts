@@ -140,12 +140,16 @@ describe('migrate', () => {
     expect(res.json().results[0]).toMatchObject({ action: 'migrated' })
     const history = async (app: typeof t.app) =>
       (await app.inject({ url: '/api/config/polling_config/history', headers: bearer('admin') })).json().revisions
-    expect(await history(t.app)).toEqual([expect.objectContaining({ revision: 1, actor: 'admin', via: 'migrate', source: 'redis' })])
+    expect(await history(t.app)).toEqual([
+      expect.objectContaining({ revision: 1, actor: 'admin', via: 'migrate', source: 'redis' }),
+    ])
 
     // php_first: Redis is a copy below the primary; migrating into it changes no revision of the effective document.
     const below = await world({ CONFIG_STORE_MODE: 'php_first' })
     expect((await below.migrate({ keys: ['polling_config'] })).json().results[0]).toMatchObject({ action: 'migrated' })
-    expect(JSON.parse((await redis.get(`${below.prefix}polling_config`)) as string)).toMatchObject({ active_days: [0, 1, 2] })
+    expect(JSON.parse((await redis.get(`${below.prefix}polling_config`)) as string)).toMatchObject({
+      active_days: [0, 1, 2],
+    })
     expect(await history(below.app)).toEqual([])
   })
 

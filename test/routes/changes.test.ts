@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { startRedisServer } from '../../scripts/redis-server.js'
 import { AUTH_TOKENS, bearer, buildTestApp, redisClientForFile } from '../helpers/app.js'
 import { type SseClient, sse } from '../helpers/sse.js'
 import { until } from '../helpers/wait.js'
@@ -185,5 +186,28 @@ describe.each(Object.entries(modes))('%s', (mode, env) => {
     expect(atA.events.map((e) => e.id)).toEqual(atB.events.map((e) => e.id))
     await a.close()
     await b.close()
+  })
+})
+
+describe('Redis restarted under an open feed', () => {
+  it('the stream is read again from where it was, and no event is lost or repeated', async () => {
+    const server = await startRedisServer()
+    const t = await buildTestApp({ REDIS_URL: server.url })
+    await t.app.listen({ port: 0, host: '127.0.0.1' })
+    const url = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}/api/changes`
+    const c = await sse(url, bearer('read'))
+    const post = (v: number) =>
+      t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('write'), payload: { v } })
+    expect((await post(1)).statusCode).toBe(200)
+    await c.waitFor(1)
+    await server.stop()
+    expect((await post(2)).statusCode).toBe(503) // nothing written, no event
+    await server.start()
+    await until(async () => (await post(3)).statusCode === 200, 10_000)
+    await c.waitFor(2, 10_000)
+    expect(c.changes().map((e) => e.revision)).toEqual([1, 2])
+    c.close()
+    await t.app.close()
+    await server.stop()
   })
 })
