@@ -10,6 +10,7 @@ import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { freePort, type RedisServer, startRedisServer } from '../scripts/redis-server.js'
 import { measureAdversarial, renderAdversarial } from './adversarial.js'
+import { type FeedLatency, measureFeedLatency } from './feed-latency.js'
 
 const QUICK = process.argv.includes('--quick')
 const ROUNDS = 3
@@ -233,11 +234,18 @@ async function main(): Promise<void> {
       serviceEnv(redisMain.url, dir, { METRICS_ENABLED: 'false' }),
       '/health',
     )
+    // …and with CONFIG_HISTORY_MAX=0: what revisions and the change feed cost a write, and a read.
+    const noHistory = await startProcess(
+      'history-off',
+      SERVICE,
+      serviceEnv(redisMain.url, dir, { CONFIG_HISTORY_MAX: '0' }),
+      '/health',
+    )
     const downDir = mkdtempSync(join(tmpdir(), 'config-store-bench-down-'))
     const down = await startProcess('redis-down', SERVICE, serviceEnv(redisDown.url, downDir), '/health')
     const lkgDir = mkdtempSync(join(tmpdir(), 'config-store-bench-lkg-'))
     const lkg = await startProcess('redis-down-lkg', SERVICE, serviceEnv(redisLkg.url, lkgDir), '/health')
-    servers.push(service, noMetrics, uncached, down, lkg)
+    servers.push(service, noMetrics, noHistory, uncached, down, lkg)
 
     const post = (s: Server, key: string, doc: object) =>
       fetch(`${s.base}/api/config/${key}`, {
@@ -285,7 +293,12 @@ async function main(): Promise<void> {
       ['GET cached, metrics off', (duration) => load(noMetrics, `/api/config/${KEY}`, { duration })],
       ['ceiling-redis', (duration) => load(ceilingRedis, '/x', { duration })],
       ['GET uncached', (duration) => load(uncached, `/api/config/${KEY}`, { duration })],
+      ['GET cached, history off', (duration) => load(noHistory, `/api/config/${KEY}`, { duration })],
       ['POST', (duration) => load(service, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody, duration })],
+      [
+        'POST, history off',
+        (duration) => load(noHistory, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody, duration }),
+      ],
       ['GET redis down', (duration) => load(down, `/api/config/${KEY}`, { duration })],
       ['GET redis down, last-known-good', (duration) => load(lkg, `/api/config/${KEY}`, { duration })],
       ['GET legacy', (duration) => load(service, `/config_api.php?key=${KEY}`, { duration })],
@@ -335,9 +348,18 @@ async function main(): Promise<void> {
     }
     client.disconnect()
 
+    // The feed: a write acknowledged by `service`, its event at the metrics-off instance (same Redis and prefix).
+    const feed = await measureFeedLatency({
+      writer: service.base,
+      reader: noMetrics.base,
+      headers: AUTH,
+      loadPath: `/api/config/${POST_KEY}`,
+      loadBody: postBody,
+      probes: QUICK ? 100 : 1000,
+    })
     const adversarial = await adversarialSection(redisMain.url)
     const ready = await startToReady(redisMain.url, dir)
-    const report = `${render(m, growth, ready, (Date.now() - started) / 1000)}\n${adversarial}`
+    const report = `${render(m, growth, feed, ready, (Date.now() - started) / 1000)}\n${adversarial}`
     process.stdout.write(report)
     writeFileSync(join(ROOT, 'BENCHMARKS.md'), report)
   } finally {
@@ -350,6 +372,7 @@ async function main(): Promise<void> {
 function render(
   m: Record<string, Measure>,
   growth: Array<[string, Measure]>,
+  feed: FeedLatency,
   readyMs: number,
   seconds: number,
 ): string {
@@ -398,6 +421,21 @@ function render(
       'POST req/s ÷ ceiling-redis req/s',
       `${ratio(g('POST').rps, g('ceiling-redis').rps).toFixed(2)} (≥ 0.5)`,
       ratio(g('POST').rps, g('ceiling-redis').rps) >= 0.5,
+    ],
+    [
+      'POST with history ÷ history off (CONFIG_HISTORY_MAX=0): req/s (CPU/req off ÷ on)',
+      `${ratio(g('POST').rps, g('POST, history off').rps).toFixed(2)} (${ratio(g('POST, history off').cpuUs, g('POST').cpuUs).toFixed(2)}) (≥ 0.8)`,
+      ratio(g('POST').rps, g('POST, history off').rps) >= 0.8,
+    ],
+    [
+      'cached GET with history ÷ history off: CPU/req off ÷ on (req/s on ÷ off)',
+      `${ratio(g('GET cached, history off').cpuUs, g('GET cached').cpuUs).toFixed(2)} (${ratio(g('GET cached').rps, g('GET cached, history off').rps).toFixed(2)}) (≥ 0.95: not slower)`,
+      ratio(g('GET cached, history off').cpuUs, g('GET cached').cpuUs) >= 0.95,
+    ],
+    [
+      'write acknowledged → its SSE event at another instance, under write load: p99',
+      `${feed.p99.toFixed(1)} ms (≤ 50); p50 ${feed.p50.toFixed(1)}, max ${feed.max.toFixed(1)}, ${feed.received}/${feed.probes} events, ${Math.round(feed.loadRps)} writes/s meanwhile`,
+      feed.p99 <= 50 && feed.received === feed.probes,
     ],
     ['peak RSS of the service under load', `${rssPeak.toFixed(0)} MB (≤ 150)`, rssPeak <= 150],
     ['start to ready (`/ready` 200)', `${readyMs.toFixed(0)} ms (≤ 500)`, readyMs <= 500],

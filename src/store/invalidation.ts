@@ -34,14 +34,28 @@ export function changedKeys(channel: string, message: Buffer | Buffer[] | null, 
     .filter(isValidKey)
 }
 
+/** The keys of a tracking message that came with their revision: the message names the key's history list too, as
+ * it does for a write made through the service (one script writes both, and Redis sends the keys a command changed
+ * in one message). Their change is recorded already; the other keys' may not be. */
+export function revisedKeys(message: Buffer | Buffer[] | null, prefix: string): Set<string> {
+  const start = `${prefix}:history:{${prefix}`
+  const revised = new Set<string>()
+  for (const full of [message ?? []].flat()) {
+    const name = full.toString()
+    if (name.startsWith(start) && name.endsWith('}')) revised.add(name.slice(start.length, -1))
+  }
+  return revised
+}
+
 export function startInvalidation(opts: {
   redis: Redis
   subscriber: Redis
   prefix: string
   cache: ConfigCache
   log: Logger
-  /** Called for each key another writer changed (null: all of them, after FLUSHDB), once the cache dropped it. */
-  onChange?: (key: string | null) => void
+  /** Called for each key another writer changed (null: all of them, after FLUSHDB), once the cache dropped it;
+   * `revised`: the change came with its revision (a write through another instance). */
+  onChange?: (key: string | null, revised: boolean) => void
 }): Invalidation {
   const { redis, subscriber, prefix, cache, log, onChange } = opts
   const channel = `${prefix}:invalidate`
@@ -52,11 +66,13 @@ export function startInvalidation(opts: {
   cache.setActive(false)
 
   subscriber.on('messageBuffer', (from: Buffer, message: Buffer | Buffer[] | null) => {
-    for (const key of changedKeys(from.toString(), message, prefix)) {
+    const keys = changedKeys(from.toString(), message, prefix)
+    const revised = keys.length > 0 && from.toString() === TRACKING_CHANNEL ? revisedKeys(message, prefix) : undefined
+    for (const key of keys) {
       received++
       if (key === null) cache.clear()
       else cache.invalidate(key)
-      onChange?.(key)
+      onChange?.(key, key !== null && revised?.has(key) === true)
     }
   })
 

@@ -86,7 +86,7 @@ export async function openRedis(
   config: AppConfig,
   log: Logger,
   cache: ConfigCache,
-  onChange: (key: string | null) => void,
+  onChange: (key: string | null, revised: boolean) => void,
 ): Promise<OpenedRedis> {
   // `default`: what a bundled dynamic import of CommonJS exposes.
   const Client = (await import('ioredis')).default as unknown as RedisClass

@@ -55,10 +55,11 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
   let files: FileLayer | undefined
   for (const name of config.layers) {
     if (name === 'redis') {
-      opened = await openRedis(config, log, cache, (key) => {
+      opened = await openRedis(config, log, cache, (key, revised) => {
         store.forget(key) // wakes its blocking reads; the cache has dropped it already
         for (const k of key === null ? lkg.keys() : [key]) void store.refresh(k)
-        if (key !== null && layers[0]?.name === 'redis') observe(key)
+        // A change that came without its revision was made behind the service: recorded as external.
+        if (key !== null && !revised && layers[0]?.name === 'redis') observe(key)
       })
       layers.push(opened.layer)
     } else if (name === 'php') {

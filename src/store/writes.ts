@@ -48,8 +48,9 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
   // writes are made while history holds the key (in this process, and for the journal in every process), so that a
   // conditional write's check, its write and its revision are not split by another write.
   const swap = primary.name === 'redis' ? history.swap : undefined
-  const serialised = <T>(key: string, fn: () => Promise<T>): Promise<T> =>
-    swap !== undefined ? fn() : history.exclusive(key, fn)
+  // With history off, a primary that swaps atomically (Redis) needs no serialising either.
+  const atomic = swap !== undefined || (history.kind === 'off' && primary.swap !== undefined)
+  const serialised = <T>(key: string, fn: () => Promise<T>): Promise<T> => (atomic ? fn() : history.exclusive(key, fn))
 
   /** Records a change the primary made (not through a Redis script): a failure to record does not undo the write,
    * whose answer then says it has no revision. */
@@ -273,17 +274,22 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     key: string,
     preconditions: Preconditions,
     by: Attribution,
-  ): Promise<Recorded | undefined> {
+  ): Promise<Recorded | null | undefined> {
     for (let attempt = 1; attempt <= SWAP_ATTEMPTS; attempt++) {
       const { base, expected } = await current(key)
       checkPreconditions(key, base?.json, preconditions)
-      if (swap === undefined || expected === null) return undefined // serialised, or held only below the primary
-      let done: Recorded | false | 'absent'
+      if (!atomic || expected === null) return undefined // serialised, or held only below the primary
+      let done: Recorded | boolean | 'absent'
       try {
-        done = await swap(key, expected, null, by, now())
+        // With history, its script; with history off, the layer's own swap (null: deleted, no revision).
+        done =
+          swap !== undefined
+            ? await swap(key, expected, null, by, now())
+            : await (primary.swap as NonNullable<Layer['swap']>)(key, expected, null)
       } catch (err) {
         throw refusedWrite(key, 'not_written', err)
       }
+      if (done === true) return null
       if (done !== false && done !== 'absent') return done
     }
     throw new AppError('STORE_UNAVAILABLE', `${key} kept changing while it was deleted; nothing was deleted`)
@@ -299,7 +305,8 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     })
   }
 
-  async function removeAll(key: string, swapped: Recorded | undefined, by: Attribution): Promise<Removed> {
+  /** `swapped`: the primary's copy was deleted already, by a conditional delete (with its revision, or null). */
+  async function removeAll(key: string, swapped: Recorded | null | undefined, by: Attribution): Promise<Removed> {
     const targets = await deletableLayers(key)
     quota.forget(key)
     const done: Record<string, DeleteOutcome> = {}
@@ -329,7 +336,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     cache.invalidate(key)
     const deleted = Object.values(done).includes('deleted')
     if (deleted) {
-      recorded ??= readBack ? await latestDelete(key, by) : await record(key, null, by)
+      if (recorded === undefined) recorded = readBack ? await latestDelete(key, by) : await record(key, null, by)
       audit(key, recorded, by)
     }
     changes.changed(key)

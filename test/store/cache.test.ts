@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events'
 import type { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { ConfigCache } from '../../src/store/cache.js'
-import { changedKeys, startInvalidation } from '../../src/store/invalidation.js'
+import { changedKeys, revisedKeys, startInvalidation } from '../../src/store/invalidation.js'
 import { captureLogger } from '../helpers/app.js'
 
 const value = (key: string, json = '{"v":1}') => ({ key, json, source: 'redis' as const, updatedAt: null })
@@ -57,6 +57,11 @@ describe('invalidation notices', () => {
     const p = 'r:ss:config:'
     expect(changedKeys('__redis__:invalidate', [Buffer.from(`${p}a`), Buffer.from(`${p}b`)], p)).toEqual(['a', 'b'])
     expect(changedKeys('__redis__:invalidate', null, p)).toEqual([null])
+    // The service's own names are no config keys; a key written with its revision is told apart.
+    const withRevision = [`${p}:changes`, `${p}:history:{${p}a}`, `${p}a`, `${p}b`].map((n) => Buffer.from(n))
+    expect(changedKeys('__redis__:invalidate', withRevision, p)).toEqual(['a', 'b'])
+    expect([...revisedKeys(withRevision, p)]).toEqual(['a'])
+    expect([...revisedKeys(null, p)]).toEqual([])
     expect(changedKeys(`${p}:invalidate`, Buffer.from('webhook_config'), p)).toEqual(['webhook_config'])
     expect(changedKeys('some:other:channel', Buffer.from('x'), p)).toEqual([])
   })
