@@ -64,6 +64,12 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     }
   }
 
+  /** Records a write the primary took: as it stores it (PHP stamps its own `_updated_at`, so it is read back). */
+  async function recordWrite(key: string, doc: ConfigDocument, json: string, by: Attribution) {
+    const stored = primary.name === 'php' ? ((await readBack(key, doc, json))?.json ?? json) : json
+    return record(key, stored, by)
+  }
+
   /** One structured line per change: who, what, how, and the hashes (never the content of the document). */
   function audit(key: string, recorded: Recorded | null, by: Attribution): void {
     const r = recorded?.revision
@@ -89,7 +95,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
       land(key, doc, json, by, async () => {
         if (swap !== undefined) return { recorded: (await swap(key, undefined, json, by, now())) as Recorded }
         await primary.set(key, doc, json)
-        return { recorded: await record(key, json, by) }
+        return { recorded: await recordWrite(key, doc, json, by) }
       }),
     )
     return written as Written
@@ -139,7 +145,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
             if ((held.state === 'hit' ? rawOf(held) : null) !== expected) return false
             await primary.set(key, doc, json)
           }
-          return { recorded: await record(key, json, by) }
+          return { recorded: await recordWrite(key, doc, json, by) }
         }),
       )
       if (written !== undefined) return written
@@ -183,12 +189,12 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
       // It landed with its revision (one script), or its revision was never made: the latest one says which.
       recorded = await latestOf(key, landed.json)
     }
-    written.revision = recorded?.revision.revision ?? null
     audit(key, recorded, by)
     counts.writes.ok++
     cache.invalidate(key)
     // PHP stamps its own `_updated_at` (whole seconds): answer what the next read serves, not our stamp.
     if (primary.name === 'php') written = (await readBack(key, doc, json)) ?? written
+    written.revision = recorded?.revision.revision ?? null
     written.etag = etagOf(written.json)
     lkg?.see(primary.name, key, written)
     changes.changed(key)
@@ -394,7 +400,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
         if (held.state === 'unavailable') throw new LayerUnavailableError(primary.name, held.reason)
         if ((held.state === 'hit' ? rawOf(held) : null) !== expected) return false
         await primary.set(key, doc, json)
-        return { recorded: await record(key, json, by) }
+        return { recorded: await recordWrite(key, doc, json, by) }
       }),
     )
     return written !== undefined

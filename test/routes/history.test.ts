@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { AUTH_TOKENS, bearer, buildTestApp, redisClientForFile, TOKENS } from '../helpers/app.js'
+import { phpServerForFile } from '../helpers/php-server.js'
 import { until } from '../helpers/wait.js'
 
 const modes = {
@@ -20,6 +21,47 @@ const tokens = JSON.stringify([
   { name: 'webhooks-only', token: LIMITED, scopes: ['config:admin'], keys: ['webhook_config'] },
 ])
 const redis = redisClientForFile()
+const php = phpServerForFile()
+
+describe('a PHP primary (php_first)', () => {
+  it('its writes are revisions kept in Redis, with source php; history off, If-Match still holds', async () => {
+    for (const [max, history] of [
+      ['100', 'redis'],
+      ['0', 'off'],
+    ] as const) {
+      const t = await buildTestApp({
+        EXTERNAL_CONFIG_BASE_URL: php.url,
+        CONFIG_API_TOKEN: php.token,
+        CONFIG_STORE_MODE: 'php_first',
+        CONFIG_HISTORY_MAX: max,
+      })
+      const post = (doc: object, headers = {}) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/api/config/k',
+          headers: { ...bearer('write'), ...headers },
+          payload: doc,
+        })
+      const first = await post({ v: 1 })
+      expect(first.json().meta).toMatchObject({ source: 'php', revision: history === 'off' ? null : 1 })
+      expect((await post({ v: 2 }, { 'if-match': first.headers.etag })).statusCode).toBe(200)
+      expect((await post({ v: 3 }, { 'if-match': first.headers.etag })).statusCode).toBe(412)
+      const res = await t.app.inject({ url: '/api/config/k/history', headers: bearer('read') })
+      if (history === 'off') {
+        expect(res.statusCode).toBe(404)
+        continue
+      }
+      expect(res.json().revisions.map((r: { revision: number; source: string }) => [r.revision, r.source])).toEqual([
+        [2, 'php'],
+        [1, 'php'],
+      ])
+      expect(await redis.llen(`${t.prefix}:history:{${t.prefix}k}`)).toBe(2)
+      // The revision is of the document as PHP stores it (with its own `_updated_at`), as reads serve it.
+      const read = await t.app.inject({ url: '/api/config/k', headers: bearer('read') })
+      expect(res.json().revisions[0].after).toBe(sha(read.json().data))
+    }
+  })
+})
 
 describe('Redis', () => {
   it('a change made while no instance ran is recorded, as external, before the next write through the service', async () => {
