@@ -11,6 +11,9 @@ import { errorResponses } from '../src/http/schemas.js'
 import type { FeedEvent } from '../src/store/history/schemas.js'
 import { isValidKey } from '../stores/layer.js'
 
+/** The most a stream holds unsent for a client that does not read. */
+const BUFFER_MAX = 4 * 1024 * 1024
+
 const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, { config }) => {
   const { store } = app
   const open = new Set<() => void>()
@@ -61,6 +64,13 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
       const stream = new PassThrough()
       let sent: string | undefined
       let queue = Promise.resolve()
+      let heartbeat: NodeJS.Timeout | undefined
+      const end = () => {
+        if (!open.delete(end)) return
+        clearInterval(heartbeat)
+        subscription.close()
+        stream.end()
+      }
       const send = (e: FeedEvent) => {
         if (sent !== undefined && store.feed.compare(e.id, sent) <= 0) return
         sent = e.id
@@ -72,15 +82,16 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
             data = `${data.slice(0, -1)},"document":${doc?.json ?? 'null'}}`
           }
           stream.write(`id: ${e.id}\nevent: change\ndata: ${data}\n\n`)
+          // A client that does not read is not buffered for without end: it is let go, and resumes from its last id.
+          if (stream.writableLength + stream.readableLength > BUFFER_MAX) end()
         })
       }
       const subscription = store.feed.subscribe((e) => (live ? send(e) : held.push(e)))
-      const unsubscribe = () => subscription.close()
-      let replay: Awaited<ReturnType<typeof store.feed.after>>
+      let replay: { events: FeedEvent[]; position: string }
       try {
         await subscription.ready
-        replay = await store.feed.after(lastId)
-        if (replay === 'reset') {
+        const missed = await store.feed.after(lastId)
+        if (missed === 'reset') {
           const now = await store.feed.after(undefined)
           if (now === 'reset') throw new AppError('INTERNAL_ERROR', 'the feed has no position')
           replay = now
@@ -88,27 +99,20 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
           stream.write(
             `id: ${now.position}\nevent: reset\ndata: ${JSON.stringify({ reason, position: now.position })}\n\n`,
           )
+        } else {
+          replay = missed
+          sent = lastId
         }
       } catch (err) {
-        unsubscribe()
+        subscription.close()
         throw err
       }
+      for (const e of replay.events) send(e)
       sent = replay.position
-      if (lastId !== undefined) {
-        sent = lastId
-        for (const e of replay.events) send(e)
-        sent = replay.position
-      }
       for (const e of held) send(e)
       live = true
 
-      const heartbeat = setInterval(() => stream.write(': heartbeat\n\n'), config.CONFIG_FEED_HEARTBEAT_MS)
-      const end = () => {
-        if (!open.delete(end)) return
-        clearInterval(heartbeat)
-        unsubscribe()
-        stream.end()
-      }
+      heartbeat = setInterval(() => stream.write(': heartbeat\n\n'), config.CONFIG_FEED_HEARTBEAT_MS)
       open.add(end)
       reply.raw.once('close', end)
       stream.write(`retry: 1000\n: position ${replay.position}\n\n`)

@@ -131,23 +131,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
       const doc = build(base?.doc)
       const json = JSON.stringify(doc)
       await quota.check(key)
-      const written = await serialised(key, () =>
-        land(key, doc, json, by, async (): Promise<Applied> => {
-          if (swap !== undefined) {
-            const done = await swap(key, expected, json, by, now())
-            return done === false ? false : { recorded: done as Recorded }
-          }
-          if (primary.swap !== undefined) {
-            if (!(await primary.swap(key, expected, json))) return false
-          } else {
-            const held = await primary.get(key)
-            if (held.state === 'unavailable') throw new LayerUnavailableError(primary.name, held.reason)
-            if ((held.state === 'hit' ? rawOf(held) : null) !== expected) return false
-            await primary.set(key, doc, json)
-          }
-          return { recorded: await recordWrite(key, doc, json, by) }
-        }),
-      )
+      const written = await serialised(key, () => land(key, doc, json, by, () => writeIf(key, expected, doc, json, by)))
       if (written !== undefined) return written
       if (attempt >= SWAP_ATTEMPTS)
         throw new AppError(
@@ -390,20 +374,32 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
    * absent): a migration's compare-and-set, with its revision. Answers whether it applied. */
   async function compareAndSet(key: string, expected: string | null, doc: ConfigDocument, by: Attribution) {
     const json = JSON.stringify(doc)
-    const written = await serialised(key, () =>
-      land(key, doc, json, by, async (): Promise<Applied> => {
-        if (swap !== undefined) {
-          const done = await swap(key, expected, json, by, now())
-          return done === false ? false : { recorded: done as Recorded }
-        }
-        const held = await primary.get(key)
-        if (held.state === 'unavailable') throw new LayerUnavailableError(primary.name, held.reason)
-        if ((held.state === 'hit' ? rawOf(held) : null) !== expected) return false
-        await primary.set(key, doc, json)
-        return { recorded: await recordWrite(key, doc, json, by) }
-      }),
-    )
+    const written = await serialised(key, () => land(key, doc, json, by, () => writeIf(key, expected, doc, json, by)))
     return written !== undefined
+  }
+
+  /** Writes `doc` when the primary still holds `expected` (its raw text, null for absent), with its revision: false
+   * when it does not. Atomic in one script with Redis; otherwise inside `serialised`. */
+  async function writeIf(
+    key: string,
+    expected: string | null,
+    doc: ConfigDocument,
+    json: string,
+    by: Attribution,
+  ): Promise<Applied> {
+    if (swap !== undefined) {
+      const done = await swap(key, expected, json, by, now())
+      return done === false ? false : { recorded: done as Recorded }
+    }
+    if (primary.swap !== undefined) {
+      if (!(await primary.swap(key, expected, json))) return false
+    } else {
+      const held = await primary.get(key)
+      if (held.state === 'unavailable') throw new LayerUnavailableError(primary.name, held.reason)
+      if ((held.state === 'hit' ? rawOf(held) : null) !== expected) return false
+      await primary.set(key, doc, json)
+    }
+    return { recorded: await recordWrite(key, doc, json, by) }
   }
 
   return { commit, commitIf, remove, putBack, compareAndSet }

@@ -20,6 +20,9 @@ export interface SseClient {
   /** The `change` events' data, parsed. */
   changes(): Array<Record<string, unknown>>
   ended: boolean
+  /** Stops reading (the server's writes back up), and goes on. */
+  pause(): void
+  resume(): void
   close(): void
 }
 
@@ -38,6 +41,8 @@ export function sse(url: string, headers: Record<string, string> = {}): Promise<
           return client.events
         },
         changes: () => client.events.filter((e) => e.event === 'change').map((e) => JSON.parse(e.data)),
+        pause: () => res.pause(),
+        resume: () => res.resume(),
         close: () => req.destroy(),
       }
       res.setEncoding('utf8')

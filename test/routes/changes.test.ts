@@ -211,3 +211,28 @@ describe('Redis restarted under an open feed', () => {
     await server.stop()
   })
 })
+
+describe('a client that does not read', () => {
+  it('is let go once 4 MB wait for it, and resumes from its last event', async () => {
+    const t = await buildTestApp({ AUTH_TOKENS: tokens })
+    await t.app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`
+    const stalled = await sse(`${base}/api/changes?include=document`, bearer('admin'))
+    stalled.pause()
+    const big = { notes: 'x'.repeat(300_000) }
+    for (let i = 0; i < 100; i++)
+      await t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('admin'), payload: { ...big, i } })
+    stalled.resume()
+    await until(() => stalled.ended, 10_000)
+    const got = stalled.changes().length
+    expect(got).toBeLessThan(100)
+    const resumed = await sse(`${base}/api/changes`, {
+      'last-event-id': stalled.events.at(-1)?.id as string,
+      ...bearer('admin'),
+    })
+    await resumed.waitFor(100 - got)
+    expect(resumed.changes()[0]?.revision).toBe(got + 1)
+    resumed.close()
+    await t.app.close()
+  })
+})
