@@ -33,17 +33,18 @@ return 1`
 const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
+/** A write that failed after it was sent, without Redis answering (a timeout, a connection lost), may still have been
+ * applied; one refused before sending, or answered with an error, was not. */
+export const failedWrite = (err: unknown, sent: boolean) =>
+  new LayerUnavailableError(
+    'redis',
+    reasonOf(err),
+    err,
+    sent && (err as Error).name !== 'ReplyError' ? 'unknown' : 'not_written',
+  )
+
 export function createRedisLayer({ redis, prefix, connectionError, ...limits }: RedisLayerOptions): RedisLayer {
   const unavailable = (err: unknown) => new LayerUnavailableError('redis', reasonOf(err), err)
-  /** A command that failed after it was sent, without Redis answering (a timeout, a connection lost), may still have
-   * been applied; one refused before sending, or answered with an error, was not. */
-  const failedWrite = (err: unknown, sent: boolean) =>
-    new LayerUnavailableError(
-      'redis',
-      reasonOf(err),
-      err,
-      sent && (err as Error).name !== 'ReplyError' ? 'unknown' : 'not_written',
-    )
   const reader = new TextReader({ ...textReaderDefaults, ...limits })
 
   return {

@@ -47,7 +47,7 @@ export async function runCli(
 
 /** A command that runs until interrupted (watch), in this process: what it printed so far, and a way to stop it. */
 export function startCli(args: string[], env: Record<string, string>) {
-  let interrupt = () => undefined as void
+  let interrupt: () => void = () => undefined
   const stopped = new Promise<void>((resolve) => {
     interrupt = resolve
   })

@@ -55,10 +55,12 @@ export function sse(url: string, headers: Record<string, string> = {}): Promise<
           const e: SseEvent = { event: 'message', data: '' }
           let isEvent = false
           for (const line of block.split('\n')) {
+            const [, field, value = ''] = /^(id|event|data): (.*)$/.exec(line) ?? []
             if (line.startsWith(':')) client.comments.push(line.slice(1).trim())
-            else if (line.startsWith('id: ')) (e.id = line.slice(4)), (isEvent = true)
-            else if (line.startsWith('event: ')) (e.event = line.slice(7)), (isEvent = true)
-            else if (line.startsWith('data: ')) (e.data += line.slice(6)), (isEvent = true)
+            else if (field === 'id') e.id = value
+            else if (field === 'event') e.event = value
+            else if (field === 'data') e.data += value
+            isEvent ||= field !== undefined
           }
           if (isEvent && (e.data !== '' || e.event !== 'message')) client.events.push(e)
           end = buffer.indexOf('\n\n')

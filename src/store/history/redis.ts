@@ -5,6 +5,7 @@
 //   <prefix>:changes                  the change feed, a Redis Stream (XADD … MAXLEN ~ CONFIG_FEED_MAX)
 // The braces put a key's history in the slot of the key itself. A write, its revision and its event are one script.
 import type { Redis } from 'ioredis'
+import { failedWrite } from '../../../stores/redis-layer.js'
 import { LayerUnavailableError, reasonOf } from '../../errors.js'
 import {
   type Change,
@@ -148,15 +149,6 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     id: String(reply[2]),
     revision: { revision: Number(reply[1]), before: reply[3] ? String(reply[3]) : null, ...rev },
   })
-  /** A failure of a script that changes things: sent and not answered, it may have been applied. */
-  const failed = (err: unknown, sent: boolean) =>
-    new LayerUnavailableError(
-      'redis',
-      reasonOf(err),
-      err,
-      sent && (err as Error).name !== 'ReplyError' ? 'unknown' : 'not_written',
-    )
-
   async function observe(
     key: string,
     seen: Seen | undefined,
@@ -271,7 +263,7 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
         try {
           reply = await write(...names(key), ...args)
         } catch (err) {
-          throw failed(err, sent)
+          throw failedWrite(err, sent)
         }
         if (reply[0] === 0) return false
         if (reply[0] === 2) return 'absent'
