@@ -234,11 +234,15 @@ async function main(): Promise<void> {
       serviceEnv(redisMain.url, dir, { METRICS_ENABLED: 'false' }),
       '/health',
     )
-    // …and with CONFIG_HISTORY_MAX=0: what revisions and the change feed cost a write, and a read.
+    // …and with CONFIG_HISTORY_MAX=0: what revisions and the change feed cost a write, and a read. A prefix of its
+    // own: its writes, made without revisions, would be external changes to the instances that keep history.
     const noHistory = await startProcess(
       'history-off',
       SERVICE,
-      serviceEnv(redisMain.url, dir, { CONFIG_HISTORY_MAX: '0' }),
+      serviceEnv(redisMain.url, mkdtempSync(join(tmpdir(), 'config-store-bench-nohistory-')), {
+        CONFIG_HISTORY_MAX: '0',
+        CONFIG_STORE_REDIS_PREFIX: 'bench-nohistory:',
+      }),
       '/health',
     )
     const downDir = mkdtempSync(join(tmpdir(), 'config-store-bench-down-'))
@@ -256,6 +260,7 @@ async function main(): Promise<void> {
         if (r.status !== 200) throw new Error(`seeding ${key} failed: ${r.status} ${await r.text()}`)
       })
     await post(service, KEY, doc2k)
+    await post(noHistory, KEY, doc2k)
     // The Redis-down instance: the same document in its files layer, then its Redis stopped.
     writeFileSync(join(downDir, `${KEY}.json`), JSON.stringify({ ...doc2k, _updated_at: new Date().toISOString() }))
     await redisDown.stop()

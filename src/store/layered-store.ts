@@ -220,14 +220,23 @@ export function createConfigStore({
     return write(key, doc, { ...options, by })
   }
 
+  // Keys whose observation is queued and has not read the key yet: it will see every change notified until then,
+  // so a burst of notices (another writer's load) makes one observation, not a queue without end.
+  const unread = new Set<string>()
+
   async function observe(key: string): Promise<void> {
-    if (!isValidKey(key)) return
+    if (!isValidKey(key) || unread.has(key)) return
+    unread.add(key)
+    let read = false
     const current = async () => {
+      read = true
+      unread.delete(key)
       const r = await (first.fresh?.(key) ?? first.get(key))
       if (r.state === 'unavailable') throw new AppError('STORE_UNAVAILABLE', r.reason)
       return r.state === 'hit' ? { json: r.json, raw: r.raw } : undefined
     }
     const recorded = await history.observe(key, current, first.name).catch(() => undefined)
+    if (!read) unread.delete(key) // it failed before reading
     if (recorded === undefined) return
     const { revision: n, before, after } = recorded.revision
     log.info(

@@ -23,6 +23,19 @@ const tokens = JSON.stringify([
 const redis = redisClientForFile()
 const php = phpServerForFile()
 
+describe('a burst of writes behind the service', () => {
+  it('is observed without a queue of one read per notice: the last state is recorded', async () => {
+    const t = await buildTestApp()
+    const pipeline = redis.pipeline()
+    for (let i = 0; i < 500; i++) pipeline.set(`${t.prefix}k`, JSON.stringify({ i }))
+    await pipeline.exec()
+    const latest = async () =>
+      (await t.app.inject({ url: '/api/config/k/history?limit=1000', headers: bearer('read') })).json().revisions
+    await until(async () => (await latest())[0]?.after === sha({ i: 499 }))
+    expect((await latest()).length).toBeLessThan(500)
+  })
+})
+
 describe('a PHP primary (php_first)', () => {
   it('its writes are revisions kept in Redis, with source php; history off, If-Match still holds', async () => {
     for (const [max, history] of [
