@@ -101,13 +101,30 @@ describe('last-known-good: an outage never turns back the clock', () => {
     // B refreshes its copy on the change notice, without being asked for the key.
     const snapshot = join(b.dir, '.lkg', 'webhook_config.redis')
     await until(() => existsSync(snapshot) && readFileSync(snapshot, 'utf8').includes('"webhook_ssl_verify":true'))
+    // A burst of writes through A: B's refreshes are coalesced, and the last one still reads the last value.
+    const burst = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        a.app.inject({
+          method: 'POST',
+          url: '/api/config/webhook_config',
+          headers: json(),
+          payload: { webhook_ssl_verify: true, burst: i },
+        }),
+      ),
+    )
+    expect(burst.map((r) => r.statusCode)).toEqual(Array(30).fill(200))
+    const last = (await a.app.inject({ url: '/api/config/webhook_config', headers: bearer('read') })).json().data
+    await until(() => readFileSync(snapshot, 'utf8').includes(`"burst":${last.burst},`))
 
     await stopRedis()
     await until(() => !b.app.store.stats().cache.active) // the cache is bypassed once its invalidation connection is gone
     const down = await readB()
     expect(down.statusCode).toBe(200)
     expect(down.headers['x-config-stale']).toBe('1')
-    expect(down.json()).toMatchObject({ data: { webhook_ssl_verify: true }, meta: { source: 'redis', stale: true } })
+    expect(down.json()).toMatchObject({
+      data: { webhook_ssl_verify: true, burst: last.burst },
+      meta: { source: 'redis', stale: true },
+    })
     const legacy = await b.app.inject({ url: '/config_api.php?key=webhook_config', headers: bearer('read') })
     expect(legacy.json().config.webhook_ssl_verify).toBe(true)
     const refused = await b.app.inject({

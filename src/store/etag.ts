@@ -5,6 +5,9 @@ import { AppError } from '../errors.js'
 
 export const etagOf = (json: string): string => `"${createHash('sha256').update(json).digest('base64url')}"`
 
+/** The same tag, from the digest in hex (a revision's `after`), without hashing the document again. */
+export const etagOfSha = (hex: string): string => `"${Buffer.from(hex, 'hex').toString('base64url')}"`
+
 /** The entity tags of an If-Match or If-None-Match header: `*`, or a list of quoted tags (weak ones marked W/). */
 function tagsOf(header: string): string[] {
   return header.split(',').map((t) => t.trim())

@@ -7,7 +7,7 @@ import { AppError } from '../errors.js'
 import type { ConfigCache, Resolved } from './cache.js'
 import { KeyChanges } from './changes.js'
 import { etagOf } from './etag.js'
-import type { Feed, History } from './history/history.js'
+import { type Feed, type History, KeyQueue } from './history/history.js'
 import type { Attribution, Revision } from './history/schemas.js'
 import { type Imported, importBundle } from './import.js'
 import type { Invalidation } from './invalidation.js'
@@ -220,6 +220,24 @@ export function createConfigStore({
     return write(key, doc, { ...options, by })
   }
 
+  // Refreshes of last-known-good copies, one after another per key, with at most one waiting that has not read yet:
+  // it reads after every notice that came before it, so a burst of notices (a write load) costs two reads, not one
+  // per notice.
+  const refreshes = new KeyQueue()
+  const refreshWaiting = new Set<string>()
+  function refresh(key: string): Promise<void> {
+    if (lkg === undefined || !lkg.has(key) || refreshWaiting.has(key)) return Promise.resolve()
+    refreshWaiting.add(key)
+    return refreshes.run(key, () => {
+      refreshWaiting.delete(key)
+      return readKnown(key)
+    })
+  }
+  async function readKnown(key: string): Promise<void> {
+    const known = layers.filter((l) => lkg?.knows(l.name, key))
+    await Promise.all(known.map((l) => getFrom(parts, l, key).catch(() => undefined)))
+  }
+
   // Keys whose observation is queued and has not read the key yet: it will see every change notified until then,
   // so a burst of notices (another writer's load) makes one observation, not a queue without end.
   const unread = new Set<string>()
@@ -297,11 +315,7 @@ export function createConfigStore({
       counts,
     }),
     layers: () => layers,
-    async refresh(key) {
-      if (lkg === undefined || !lkg.has(key)) return
-      const known = layers.filter((l) => lkg.knows(l.name, key))
-      await Promise.all(known.map((l) => getFrom(parts, l, key).catch(() => undefined)))
-    },
+    refresh,
     forget(key) {
       if (key === null) cache.clear()
       else cache.invalidate(key)

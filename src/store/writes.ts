@@ -4,7 +4,7 @@
 import { type ConfigDocument, type DeleteOutcome, type Hit, type Layer, rawOf } from '../../stores/layer.js'
 import { AppError, LayerUnavailableError, reasonOf, type WriteOutcome } from '../errors.js'
 import { canonicalJson } from './canonical.js'
-import { checkPreconditions, etagOf, type Preconditions } from './etag.js'
+import { checkPreconditions, etagOf, etagOfSha, type Preconditions } from './etag.js'
 import { type Recorded, sha256Hex } from './history/history.js'
 import type { Attribution } from './history/schemas.js'
 import type { KeyQuota } from './key-quota.js'
@@ -179,7 +179,9 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     // PHP stamps its own `_updated_at` (whole seconds): answer what the next read serves, not our stamp.
     if (primary.name === 'php') written = (await readBack(key, doc, json)) ?? written
     written.revision = recorded?.revision.revision ?? null
-    written.etag = etagOf(written.json)
+    // The revision hashed the document as written already: its digest is the tag.
+    const after = recorded?.revision.after
+    written.etag = after ? etagOfSha(after) : etagOf(written.json)
     lkg?.see(primary.name, key, written)
     changes.changed(key)
     // A Redis write reaches other instances through tracking; anything else is announced.
