@@ -236,15 +236,16 @@ async function main(): Promise<void> {
     )
     // …and with CONFIG_HISTORY_MAX=0: what revisions and the change feed cost a write, and a read. A prefix of its
     // own: its writes, made without revisions, would be external changes to the instances that keep history.
-    const noHistory = await startProcess(
-      'history-off',
-      SERVICE,
+    // Two idle companions on that prefix, as the metrics-off and uncached instances are on the service's: the same
+    // deployment, without history.
+    const noHistoryEnv = () =>
       serviceEnv(redisMain.url, mkdtempSync(join(tmpdir(), 'config-store-bench-nohistory-')), {
         CONFIG_HISTORY_MAX: '0',
         CONFIG_STORE_REDIS_PREFIX: 'bench-nohistory:',
-      }),
-      '/health',
-    )
+      })
+    const noHistory = await startProcess('history-off', SERVICE, noHistoryEnv(), '/health')
+    for (const name of ['history-off-2', 'history-off-3'])
+      servers.push(await startProcess(name, SERVICE, noHistoryEnv(), '/health'))
     const downDir = mkdtempSync(join(tmpdir(), 'config-store-bench-down-'))
     const down = await startProcess('redis-down', SERVICE, serviceEnv(redisDown.url, downDir), '/health')
     const lkgDir = mkdtempSync(join(tmpdir(), 'config-store-bench-lkg-'))

@@ -52,6 +52,9 @@ export interface Layer {
    * `json` (or deletes it, for null) and answers true; otherwise changes nothing and answers false. Only layers that
    * can do this atomically against every writer have it (Redis); the store serialises the others in-process. */
   swap?(key: string, expected: string | null, json: string | null): Promise<boolean>
+  /** The service wrote `json` (compact, as stored) to `key` of this layer: a layer that remembers the texts it read
+   * remembers this one, so that reading it back costs no parse. */
+  wrote?(key: string, json: string, updatedAt: string | null, etag: string): void
   /** Config keys this layer holds (a layer that cannot list, like the PHP API, returns []). */
   listKeys(): Promise<string[]>
   health(): Promise<LayerHealth>

@@ -65,6 +65,8 @@ export function createRedisLayer({ redis, prefix, connectionError, ...limits }: 
       return typeof hit === 'string' ? { state: 'unavailable', reason: `value at ${prefix}${key} ${hit}` } : hit
     },
 
+    wrote: (key, json, updatedAt, etag) => reader.remember(key, json, updatedAt, etag),
+
     async set(key: string, doc: ConfigDocument, json = JSON.stringify(doc)): Promise<void> {
       const sent = redis.status === 'ready'
       try {

@@ -78,6 +78,11 @@ export class TextReader {
     return new TextHit(known, false, doc)
   }
 
+  /** `key` now holds `json` (compact), written through the service: the next read of that text costs no parse. */
+  remember(key: string, json: string, updatedAt: string | null, etag: string): void {
+    this.#last.set(key, { text: json, json, updatedAt, etag }, bytesOf(json) + 128)
+  }
+
   forget(key: string): void {
     this.#last.delete(key)
   }

@@ -182,6 +182,8 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     // The revision hashed the document as written already: its digest is the tag.
     const after = recorded?.revision.after
     written.etag = after ? etagOfSha(after) : etagOf(written.json)
+    // Redis stores the compact text as written: a read of it (our own change notice's refresh) needs no parse.
+    if (primary.name === 'redis') primary.wrote?.(key, written.json, written.updatedAt, written.etag)
     lkg?.see(primary.name, key, written)
     changes.changed(key)
     // A Redis write reaches other instances through tracking; anything else is announced.

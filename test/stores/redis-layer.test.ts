@@ -44,6 +44,17 @@ describe('redis layer: the legacy layout', () => {
     expect(await other.ttl(`${prefix}webhook_config`)).toBe(-1)
   })
 
+  it('a text the service wrote is read back without a parse; another text is parsed again', async () => {
+    const prefix = uniquePrefix()
+    const layer = createRedisLayer({ redis, prefix })
+    const json = '{"v":1,"_updated_at":"2026-12-02T00:00:00.000Z"}'
+    await redis.set(`${prefix}k`, json)
+    layer.wrote?.('k', json, '2026-12-02T00:00:00.000Z', '"tag"')
+    expect(await layer.get('k')).toMatchObject({ state: 'hit', reused: true, json, etag: '"tag"' })
+    await other.set(`${prefix}k`, '{"v": 2}')
+    expect(await layer.get('k')).toMatchObject({ state: 'hit', reused: false, json: '{"v":2}' })
+  })
+
   it('reads what the legacy Python app wrote (its json.dumps spacing, ensure_ascii=False)', async () => {
     const prefix = uniquePrefix()
     await other.set(
