@@ -320,6 +320,16 @@ async function main(): Promise<void> {
     }
     const m = Object.fromEntries([...samples].map(([n, ms]) => [n, medianOf(ms)])) as Record<string, Measure>
 
+    // The feed: a write acknowledged by `service`, its event at the metrics-off instance (same Redis and prefix).
+    // Before the growth section, whose 10,000 keys written behind the service make every instance observe each one.
+    const feed = await measureFeedLatency({
+      writer: service.base,
+      reader: noMetrics.base,
+      headers: AUTH,
+      loadPath: `/api/config/${POST_KEY}`,
+      loadBody: postBody,
+      probes: QUICK ? 100 : 1000,
+    })
     // Growth: document size and key count.
     const growth: Array<[string, Measure]> = []
     for (const size of [1024, 64 * 1024, 512 * 1024]) {
@@ -354,15 +364,6 @@ async function main(): Promise<void> {
     }
     client.disconnect()
 
-    // The feed: a write acknowledged by `service`, its event at the metrics-off instance (same Redis and prefix).
-    const feed = await measureFeedLatency({
-      writer: service.base,
-      reader: noMetrics.base,
-      headers: AUTH,
-      loadPath: `/api/config/${POST_KEY}`,
-      loadBody: postBody,
-      probes: QUICK ? 100 : 1000,
-    })
     const adversarial = await adversarialSection(redisMain.url)
     const ready = await startToReady(redisMain.url, dir)
     const report = `${render(m, growth, feed, ready, (Date.now() - started) / 1000)}\n${adversarial}`
