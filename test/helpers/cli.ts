@@ -18,35 +18,16 @@ const baseEnv = (env: Record<string, string>) => ({
   ...env,
 })
 
-/** One command line run in this process. `exit` (a failed serve) throws instead of ending the test runner; a
- * command that runs until interrupted (watch) is, when `interrupt` resolves. */
-export async function runCli(
-  args: string[],
-  env: Record<string, string>,
-  stdin = '',
-  interrupt: Promise<void> = new Promise(() => undefined),
-): Promise<CliResult> {
-  const out = { stdout: '', stderr: '' }
-  const code = await main(args, {
-    env: baseEnv(env),
-    cwd: ROOT,
-    out: (text) => {
-      out.stdout += text
-    },
-    err: (text) => {
-      out.stderr += text
-    },
-    stdin: () => stdin,
-    exit: (status) => {
-      throw new Error(`the command asked to exit ${status}`)
-    },
-    interrupted: () => interrupt,
-  })
-  return { code, ...out }
+/** One command line run in this process. `exit` (a failed serve) throws instead of ending the test runner. */
+export async function runCli(args: string[], env: Record<string, string>, stdin = ''): Promise<CliResult> {
+  const run = startCli(args, env, stdin)
+  const code = await run.done
+  return { code, ...run.out }
 }
 
-/** A command that runs until interrupted (watch), in this process: what it printed so far, and a way to stop it. */
-export function startCli(args: string[], env: Record<string, string>) {
+/** A command line started in this process: what it printed so far, its exit status to come, and a way to interrupt
+ * a command that runs until then (watch). */
+export function startCli(args: string[], env: Record<string, string>, stdin = '') {
   let interrupt: () => void = () => undefined
   const stopped = new Promise<void>((resolve) => {
     interrupt = resolve
@@ -61,7 +42,7 @@ export function startCli(args: string[], env: Record<string, string>) {
     err: (text) => {
       out.stderr += text
     },
-    stdin: () => '',
+    stdin: () => stdin,
     exit: (status) => {
       throw new Error(`the command asked to exit ${status}`)
     },
