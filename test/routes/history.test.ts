@@ -94,6 +94,52 @@ describe('Redis', () => {
     ])
     expect(revisions[1].after).toBe(sha({ v: 'while down' }))
   })
+
+  it('trimming drops the documents of the revisions it drops, several at once when CONFIG_HISTORY_MAX is lowered', async () => {
+    const a = await buildTestApp()
+    const docs = `${a.prefix}:docs:{${a.prefix}k}`
+    const post = (app: typeof a.app, doc: object) =>
+      app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('write'), payload: doc })
+    for (let i = 1; i <= 6; i++) await post(a.app, { i })
+    await a.app.close()
+    const b = await buildTestApp({
+      CONFIG_STORE_REDIS_PREFIX: a.prefix,
+      CONFIG_FILES_DIR: a.dir,
+      CONFIG_HISTORY_MAX: '2',
+    })
+    expect((await post(b.app, { i: 7 })).json().meta.revision).toBe(7)
+    expect((await redis.hkeys(docs)).sort()).toEqual(['6', '7', 'head'])
+    const revisions = (await b.app.inject({ url: '/api/config/k/history', headers: bearer('read') })).json().revisions
+    expect(revisions.map((r: { revision: number }) => r.revision)).toEqual([7, 6])
+  })
+
+  it('a history kept without its head field (an earlier version) goes on from its latest revision', async () => {
+    const t = await buildTestApp()
+    const post = (doc: object) =>
+      t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('write'), payload: doc })
+    const first = await post({ v: 1 })
+    await redis.hdel(`${t.prefix}:docs:{${t.prefix}k}`, 'head')
+    const second = await post({ v: 2 })
+    expect(second.json().meta.revision).toBe(2)
+    const [latest] = (await t.app.inject({ url: '/api/config/k/history', headers: bearer('read') })).json().revisions
+    expect(latest).toMatchObject({ revision: 2, before: sha(first.json().data), after: sha(second.json().data) })
+    expect(await redis.hget(`${t.prefix}:docs:{${t.prefix}k}`, 'head')).toBe(`2 ${sha(second.json().data)}`)
+  })
+
+  it('a feed name holding something else fails the write before anything is written', async () => {
+    const t = await buildTestApp()
+    await redis.set(`${t.prefix}:changes`, 'not a stream')
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/config/k',
+      headers: bearer('write'),
+      payload: { v: 1 },
+    })
+    expect(res.statusCode).toBe(503)
+    expect(
+      await redis.exists(`${t.prefix}k`, `${t.prefix}:history:{${t.prefix}k}`, `${t.prefix}:docs:{${t.prefix}k}`),
+    ).toBe(0)
+  })
 })
 
 describe.each(Object.entries(modes))('%s', (mode, env) => {

@@ -1,7 +1,7 @@
 // History in Redis (docs/history.md "In Redis"), beside the config keys and never mistaken for one (a config key
 // has no colon):
 //   <prefix>:history:{<prefix><key>}  a list of revisions (JSON), newest first, at most CONFIG_HISTORY_MAX
-//   <prefix>:docs:{<prefix><key>}     a hash: revision number → the document's text as it was stored
+//   <prefix>:docs:{<prefix><key>}     a hash: revision number → the document's text as it was stored, and `head`
 //   <prefix>:changes                  the change feed, a Redis Stream (XADD … MAXLEN ~ CONFIG_FEED_MAX)
 // The braces put a key's history in the slot of the key itself. A write, its revision and its event are one script.
 import type { Redis } from 'ioredis'
@@ -19,37 +19,55 @@ import {
 } from './history.js'
 import type { Attribution, ChangeEvent, FeedEvent, Revision, Via } from './schemas.js'
 
-// The revision after the latest one: appended, the oldest trimmed with their documents, the event added to the feed.
-// Expects: cur (the key's text, or false), head (the latest revision, decoded, or nil), and the locals of the caller.
+// The revision after the latest one: appended (its JSON from `meta`, the fields the caller encoded), the oldest
+// trimmed with their documents, the event added to the feed. The documents' hash also holds `head`: the latest
+// revision number and its sha256, so a write reads two short fields instead of decoding the list. Revisions in the
+// list are consecutive, so the ones trimmed are known by number.
+// Reads cur (the key's text, or false), n and before (the latest revision and its sha256, or 0 and nil) and latest
+// (its document, or false) for the script that follows.
 const APPEND = `
-local function append(n, before, op, json, sha, time, actor, via, source, max, feedMax, key)
-  local rev = {revision = n, time = time, actor = actor, via = via, op = op, before = before or cjson.null,
-    after = sha ~= '' and sha or cjson.null, source = source}
-  redis.call('LPUSH', KEYS[2], cjson.encode(rev))
-  if json then redis.call('HSET', KEYS[3], n, json) end
-  while redis.call('LLEN', KEYS[2]) > max do
-    local old = cjson.decode(redis.call('RPOP', KEYS[2]))
-    redis.call('HDEL', KEYS[3], tostring(old.revision))
-  end
-  local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', feedMax, '*', 'key', key, 'revision', n, 'time', time,
-    'actor', actor, 'via', via, 'op', op, 'sha256', sha, 'source', source)
-  return id
-end
-local head = redis.call('LINDEX', KEYS[2], 0)
 local n, before, latest = 0, nil, false
+-- Every name is read first: one holding the wrong type fails the script before it writes anything.
+local len = redis.call('LLEN', KEYS[2])
+redis.call('XLEN', KEYS[4])
+local head = redis.call('HGET', KEYS[3], 'head')
 if head then
-  head = cjson.decode(head)
-  n = head.revision
-  if head.after ~= cjson.null then before = head.after end
-  latest = redis.call('HGET', KEYS[3], tostring(n))
+  local num, sha = string.match(head, '^(%d+) (%x*)$')
+  n = tonumber(num)
+  if sha ~= '' then before = sha end
+else
+  head = redis.call('LINDEX', KEYS[2], 0) -- a history kept before 'head' was
+  if head then
+    head = cjson.decode(head)
+    n = head.revision
+    if head.after ~= cjson.null then before = head.after end
+  end
 end
+if n > 0 then latest = redis.call('HGET', KEYS[3], n) end
 local cur = redis.call('GET', KEYS[1])
+local function append(n, op, json, sha, meta, max, feedMax, key, time, actor, via, source)
+  local b = before and ('"' .. before .. '"') or 'null'
+  local a = sha ~= '' and ('"' .. sha .. '"') or 'null'
+  redis.call('LPUSH', KEYS[2], '{"revision":' .. n .. ',"op":"' .. op .. '","before":' .. b .. ',"after":' .. a .. ',' .. meta)
+  if json then
+    redis.call('HSET', KEYS[3], n, json, 'head', n .. ' ' .. sha)
+  else
+    redis.call('HSET', KEYS[3], 'head', n .. ' ' .. sha)
+  end
+  if len >= max then
+    redis.call('LTRIM', KEYS[2], 0, max - 1)
+    for old = n - len, n - max do redis.call('HDEL', KEYS[3], old) end
+  end
+  return redis.call('XADD', KEYS[4], 'MAXLEN', '~', feedMax, '*', 'key', key, 'revision', n, 'time', time,
+    'actor', actor, 'via', via, 'op', op, 'sha256', sha, 'source', source)
+end
 `
 
 // KEYS: the config key, its history, its documents, the feed. ARGV: the expectation ('any', 'absent' or 'text'), the
-// expected text, the new text ('' with op 'delete'), its sha256, time, actor, via, max, feedMax, key, op.
-// Answers {1, revision, id}; {0} when the expectation fails; {2} for a delete of nothing; {-1} when the key holds
-// something its latest revision does not (an external write not yet recorded: observe it, then write again).
+// expected text, the new text ('' with op 'delete'), its sha256, time, actor, via, max, feedMax, key, op, meta.
+// Answers {1, revision, id, the sha256 before}; {0} when the expectation fails; {2} for a delete of nothing; {-1}
+// when the key holds something its latest revision does not (an external write not yet recorded: observe it, then
+// write again).
 const WRITE = `${APPEND}
 if ARGV[1] == 'absent' then
   if cur then return {0} end
@@ -58,18 +76,20 @@ elseif ARGV[1] == 'text' then
 end
 if latest ~= cur then return {-1} end
 local op = ARGV[11]
+-- The key first: Redis refuses a script's first write when it is out of memory, and then none of the rest (a delete
+-- is never refused, and frees memory).
 if op == 'delete' then
   if not cur then return {2} end
   redis.call('DEL', KEYS[1])
 else
   redis.call('SET', KEYS[1], ARGV[3])
 end
-local id = append(n + 1, before, op, op == 'write' and ARGV[3] or nil, ARGV[4], ARGV[5], ARGV[6], ARGV[7], 'redis',
-  tonumber(ARGV[8]), ARGV[9], ARGV[10])
+local id = append(n + 1, op, op == 'write' and ARGV[3] or nil, ARGV[4], ARGV[12], tonumber(ARGV[8]), ARGV[9],
+  ARGV[10], ARGV[5], ARGV[6], ARGV[7], 'redis')
 return {1, n + 1, id, before or ''}`
 
 // ARGV: what the key was seen to hold ('1' and '' for absent, or '0' and its text), its sha256, time, max, feedMax,
-// key, source. Appends an external revision when the key still holds that and its latest revision is not it.
+// key, source, meta. Appends an external revision when the key still holds that and its latest revision is not it.
 const OBSERVE = `${APPEND}
 if ARGV[1] == '1' then
   if cur then return {0} end
@@ -78,16 +98,22 @@ elseif cur ~= ARGV[2] then
 end
 if latest == cur then return {0} end
 local op = cur and 'write' or 'delete'
-local id = append(n + 1, before, op, cur or nil, ARGV[3], ARGV[4], 'external', 'external', ARGV[8], tonumber(ARGV[5]),
-  ARGV[6], ARGV[7])
+local id = append(n + 1, op, cur or nil, ARGV[3], ARGV[9], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[4],
+  'external', 'external', ARGV[8])
 return {1, n + 1, id, before or ''}`
 
-// A change made elsewhere (a PHP primary): ARGV as OBSERVE's append, with the text ('' for a delete) first.
+// A change made elsewhere (a PHP primary): ARGV the text ('' for a delete), its sha256, time, actor, via, max,
+// feedMax, source, op, key, meta.
 const RECORD = `${APPEND}
 local op = ARGV[9]
-local id = append(n + 1, before, op, op == 'write' and ARGV[1] or nil, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[8],
-  tonumber(ARGV[6]), ARGV[7], ARGV[10])
+local id = append(n + 1, op, op == 'write' and ARGV[1] or nil, ARGV[2], ARGV[11], tonumber(ARGV[6]), ARGV[7],
+  ARGV[10], ARGV[3], ARGV[4], ARGV[5], ARGV[8])
 return {1, n + 1, id, before or ''}`
+
+/** The fields of a revision the scripts do not add (they add revision, op, before and after), as the end of its JSON
+ * text. */
+const metaOf = (r: Pick<Revision, 'time' | 'actor' | 'via' | 'source'>) =>
+  JSON.stringify({ time: r.time, actor: r.actor, via: r.via, source: r.source }).slice(1)
 
 type Script = (...args: (string | number)[]) => Promise<unknown[]>
 
@@ -157,7 +183,8 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     const time = new Date().toISOString()
     const sha = seen === undefined ? '' : sha256Hex(seen.json)
     const raw = seen?.raw ?? seen?.json ?? ''
-    const args = [seen === undefined ? '1' : '0', raw, sha, time, max, feedMax, key, source]
+    const meta = metaOf({ time, actor: 'external', via: 'external', source })
+    const args = [seen === undefined ? '1' : '0', raw, sha, time, max, feedMax, key, source, meta]
     const reply = await observeScript(...names(key), ...args)
     if (reply[0] !== 1) return undefined
     const op = seen === undefined ? 'delete' : 'write'
@@ -256,7 +283,8 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       const mode = expected === undefined ? 'any' : expected === null ? 'absent' : 'text'
       const op = json === null ? 'delete' : 'write'
       const sha = json === null ? '' : sha256Hex(json)
-      const args = [mode, expected ?? '', json ?? '', sha, time, by.actor, by.via, max, feedMax, key, op]
+      const meta = metaOf({ time, ...by, source: 'redis' })
+      const args = [mode, expected ?? '', json ?? '', sha, time, by.actor, by.via, max, feedMax, key, op, meta]
       for (let attempt = 0; ; attempt++) {
         const sent = redis.status === 'ready'
         let reply: unknown[]
@@ -277,7 +305,8 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       const op = change.json === null ? 'delete' : 'write'
       const sha = change.json === null ? '' : sha256Hex(change.json)
       const { actor, via } = change.by
-      const args = [change.json ?? '', sha, change.time, actor, via, max, feedMax, change.source, op, key]
+      const meta = metaOf({ time: change.time, actor, via, source: change.source })
+      const args = [change.json ?? '', sha, change.time, actor, via, max, feedMax, change.source, op, key, meta]
       const reply = await recordScript(...names(key), ...args)
       return recorded(reply, { time: change.time, actor, via, op, after: sha || null, source: change.source })
     },
