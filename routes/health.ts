@@ -14,10 +14,30 @@ const ReadyReply = Type.Object({
   history: Type.Union([Type.Literal('redis'), Type.Literal('journal'), Type.Literal('off')], {
     description: 'where revisions and the change feed are kept',
   }),
+  redis: Type.Optional(
+    Type.Object(
+      {
+        topology: Type.Union([Type.Literal('single'), Type.Literal('sentinel')]),
+        master: Type.Optional(
+          Type.Union([Type.String(), Type.Null()], {
+            description: 'host:port of the node writes go to; null while not connected (to authenticated callers only)',
+          }),
+        ),
+      },
+      { description: 'how Redis is reached, when it is configured' },
+    ),
+  ),
   timestamp: Timestamp,
 })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  /** The address the command connection is connected to: under Sentinel, the master it named last. */
+  const masterOf = (shown: boolean) => {
+    if (!shown) return {}
+    const socket = app.redis?.status === 'ready' ? app.redis.stream : undefined
+    return { master: socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : null }
+  }
+
   app.get(
     '/health',
     {
@@ -67,6 +87,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         waiting: app.store.stats().waiting,
         feeds: app.store.stats().listeners,
         history: app.store.stats().history,
+        ...(app.redisTopology === undefined ? {} : { redis: { topology: app.redisTopology, ...masterOf(reasons) } }),
         timestamp: new Date().toISOString(),
       }
     },

@@ -1,7 +1,7 @@
 // A real redis-server on a free loopback port, in its own temp directory, for the tests and the benchmark (never
 // the machine's own).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +16,8 @@ export interface RedisServer {
   stop(): Promise<void>
   /** Starts it again on the same port and directory. */
   start(): Promise<void>
+  /** SIGKILL: gone at once, without a shutdown (a crash). */
+  kill(): Promise<void>
 }
 
 export function freePort(): Promise<number> {
@@ -52,13 +54,13 @@ export async function startRedisServer({ persist = true, args: extra = [] as str
     })
   }
 
-  async function stop(): Promise<void> {
+  async function stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const proc = child
     if (proc === undefined || proc.exitCode !== null) return
     child = undefined
     await new Promise<void>((resolve) => {
       proc.once('exit', () => resolve())
-      proc.kill('SIGTERM')
+      proc.kill(signal)
     })
   }
 
@@ -66,7 +68,97 @@ export async function startRedisServer({ persist = true, args: extra = [] as str
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
-    stop,
+    stop: () => stop(),
     start,
+    kill: () => stop('SIGKILL'),
+  }
+}
+
+export interface SentinelTopology {
+  /** The master group the Sentinels monitor. */
+  name: string
+  /** The data nodes, the first started as master (a failover moves the role). */
+  nodes: RedisServer[]
+  /** REDIS_SENTINELS for them: `127.0.0.1:port,…`. */
+  sentinels: string
+  sentinelPorts: number[]
+  stop(): Promise<void>
+}
+
+/** 1 master, `replicas` replicas and `sentinels` Sentinels (quorum: a majority) on loopback, each in its own temp
+ * directory; resolves when every Sentinel knows every replica and the other Sentinels, so a failover can proceed. */
+export async function startSentinelTopology({
+  replicas = 2,
+  sentinels = 3,
+  name = 'configstore',
+} = {}): Promise<SentinelTopology> {
+  // No delay before the initial sync (Redis waits 5 s by default, to serve several replicas with one transfer).
+  const fast = ['--repl-diskless-sync-delay', '0']
+  const master = await startRedisServer({ persist: false, args: fast })
+  const nodes = [master]
+  for (let i = 0; i < replicas; i++)
+    nodes.push(
+      await startRedisServer({ persist: false, args: [...fast, '--replicaof', '127.0.0.1', String(master.port)] }),
+    )
+  const children: ChildProcess[] = []
+  const sentinelPorts: number[] = []
+  for (let i = 0; i < sentinels; i++) {
+    const port = await freePort()
+    const dir = mkdtempSync(join(tmpdir(), 'config-store-sentinel-'))
+    const conf = join(dir, 'sentinel.conf')
+    writeFileSync(
+      conf,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        `sentinel monitor ${name} 127.0.0.1 ${master.port} ${Math.floor(sentinels / 2) + 1}`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+        `sentinel failover-timeout ${name} 10000`,
+        `sentinel parallel-syncs ${name} 1`,
+        '',
+      ].join('\n'),
+    )
+    const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
+    children.push(child)
+    sentinelPorts.push(port)
+  }
+  const { Redis } = await import('ioredis')
+  const deadline = Date.now() + 30_000
+  // A replica that has not finished its first sync holds nothing: promoted, it would be an empty master.
+  for (const node of nodes.slice(1)) {
+    const replica = new Redis({ port: node.port })
+    try {
+      while (!(await replica.info('replication')).includes('master_link_status:up')) {
+        if (Date.now() > deadline) throw new Error(`the replica on ${node.port} did not sync within 30 s`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    } finally {
+      replica.disconnect()
+    }
+  }
+  for (const port of sentinelPorts) {
+    const sentinel = new Redis({ port, lazyConnect: true, retryStrategy: () => 50 })
+    try {
+      for (;;) {
+        const info = (await sentinel.call('SENTINEL', 'MASTER', name).catch(() => [])) as string[]
+        const field = (f: string) => Number(info[info.indexOf(f) + 1])
+        if (field('num-slaves') === replicas && field('num-other-sentinels') === sentinels - 1) break
+        if (Date.now() > deadline) throw new Error(`Sentinel on ${port} did not see the whole topology within 30 s`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    } finally {
+      sentinel.disconnect()
+    }
+  }
+  return {
+    name,
+    nodes,
+    sentinels: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),
+    sentinelPorts,
+    async stop() {
+      for (const child of children) child.kill('SIGKILL')
+      await Promise.all(nodes.map((n) => n.stop()))
+    },
   }
 }

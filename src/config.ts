@@ -29,6 +29,13 @@ export const EnvSchema = Type.Object({
   ),
   CONFIG_STORE_MODE: Type.Union([Type.Literal('redis_first'), Type.Literal('php_first')], { default: 'redis_first' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_SENTINELS: Type.Optional(
+    Type.String({ pattern: '^[^,:\\s]+:\\d{1,5}(?:,[^,:\\s]+:\\d{1,5})*$', description: 'host:port,host:port,…' }),
+  ),
+  REDIS_SENTINEL_NAME: Type.Optional(Text),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Text),
+  REDIS_PASSWORD: Type.Optional(Text),
+  REDIS_TLS: Type.Optional(Flag),
   CONFIG_STORE_REDIS_PREFIX: Type.String({ default: 'r:ss:config:', minLength: 1 }),
   CONFIG_STORE_DISABLE_REDIS: Type.Optional(Flag),
   EXTERNAL_CONFIG_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://[^/]' })),
@@ -125,7 +132,13 @@ export function isLoopback(host: string): boolean {
 }
 
 /** The variables that hold credentials: their values never appear in a message. */
-const SECRET_VARIABLES = new Set(['CONFIG_API_TOKEN', 'AUTH_TOKENS', 'JWT_SECRET'])
+const SECRET_VARIABLES = new Set([
+  'CONFIG_API_TOKEN',
+  'AUTH_TOKENS',
+  'JWT_SECRET',
+  'REDIS_SENTINEL_PASSWORD',
+  'REDIS_PASSWORD',
+])
 /** Names of these families that the service does not know are probably typos of ones it does. */
 const OWN_FAMILIES = /^(CONFIG_|REDIS_|JWT_|AUTH_|METRICS_)/
 const KNOWN = Object.keys(EnvSchema.properties)
@@ -222,7 +235,8 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
     throw new ConfigError(`${name}${where}: ${problem(name, error.message)}${got}`)
   }
   const e = env as Env
-  const redisEnabled = e.REDIS_URL !== undefined && !truthy(e.CONFIG_STORE_DISABLE_REDIS)
+  const sentinels = redisSentinels(e)
+  const redisEnabled = (e.REDIS_URL !== undefined || sentinels !== undefined) && !truthy(e.CONFIG_STORE_DISABLE_REDIS)
   const phpEnabled = e.EXTERNAL_CONFIG_BASE_URL !== undefined && e.CONFIG_API_TOKEN !== undefined
   const order: LayerName[] = e.CONFIG_STORE_MODE === 'php_first' ? ['php', 'redis', 'files'] : ['redis', 'php', 'files']
   const layers = order.filter((l) => (l === 'redis' ? redisEnabled : l === 'php' ? phpEnabled : true))
@@ -231,7 +245,35 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
   if (e.JWT_SECRET && jwtKey) throw new ConfigError('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both')
   const lkgDir = e.CONFIG_LKG_DIR ?? join(e.CONFIG_FILES_DIR, '.lkg')
   const metrics = e.METRICS_ENABLED === undefined || truthy(e.METRICS_ENABLED)
-  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics, fromFile }
+  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics, fromFile, sentinels }
+}
+
+/** The Sentinel addresses (undefined: a plain REDIS_URL, or no Redis). One way to Redis, and all it needs. */
+function redisSentinels(e: Env): Array<{ host: string; port: number }> | undefined {
+  const bare = ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD', 'REDIS_PASSWORD', 'REDIS_TLS'] as const
+  if (e.REDIS_SENTINELS === undefined) {
+    const stray = bare.find((name) => e[name] !== undefined)
+    if (stray !== undefined)
+      throw new ConfigError(
+        `${stray} is for Redis under Sentinel: set REDIS_SENTINELS too (with REDIS_URL, put the password and rediss:// in the URL)`,
+      )
+    return undefined
+  }
+  if (e.REDIS_URL !== undefined)
+    throw new ConfigError(
+      'REDIS_URL and REDIS_SENTINELS: set one, not both (a plain Redis, or the Sentinels that name its master)',
+    )
+  if (e.REDIS_SENTINEL_NAME === undefined)
+    throw new ConfigError(
+      'REDIS_SENTINELS needs REDIS_SENTINEL_NAME: the name of the master group the Sentinels monitor',
+    )
+  return e.REDIS_SENTINELS.split(',').map((address) => {
+    const at = address.lastIndexOf(':')
+    const port = Number(address.slice(at + 1))
+    if (port < 1 || port > 65535)
+      throw new ConfigError(`REDIS_SENTINELS: ${address}: the port must be 1-65535 (got "${e.REDIS_SENTINELS}")`)
+    return { host: address.slice(0, at), port }
+  })
 }
 
 export type AppConfig = ReturnType<typeof loadConfig>

@@ -64,6 +64,30 @@ describe('configuration from the environment', () => {
     }
   })
 
+  it('Redis is one of REDIS_URL or REDIS_SENTINELS (with its master group), and says which variable is wrong', () => {
+    const sentinel = { REDIS_SENTINELS: 'a.example:26379,10.0.0.2:26380', REDIS_SENTINEL_NAME: 'configstore' }
+    const config = loadConfig(sentinel)
+    expect(config.sentinels).toEqual([
+      { host: 'a.example', port: 26379 },
+      { host: '10.0.0.2', port: 26380 },
+    ])
+    expect(config.layers).toEqual(['redis', 'files'])
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).sentinels).toBeUndefined()
+    expect(() => loadConfig({ ...sentinel, REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(
+      /^REDIS_URL and REDIS_SENTINELS: set one, not both/,
+    )
+    expect(() => loadConfig({ REDIS_SENTINELS: 'a:26379' })).toThrow(/^REDIS_SENTINELS needs REDIS_SENTINEL_NAME/)
+    expect(() => loadConfig({ REDIS_SENTINEL_NAME: 'x' })).toThrow(/^REDIS_SENTINEL_NAME is for Redis under Sentinel/)
+    expect(() => loadConfig({ REDIS_URL: 'redis://h:1', REDIS_PASSWORD: 'p' })).toThrow(/^REDIS_PASSWORD is for/)
+    for (const bad of ['a', 'a:', ':26379', 'a:26379,', 'a:26379 b:1', 'a:123456'])
+      expect(() => loadConfig({ ...sentinel, REDIS_SENTINELS: bad }), bad).toThrow(/^REDIS_SENTINELS: /)
+    expect(() => loadConfig({ ...sentinel, REDIS_SENTINELS: 'a:0' })).toThrow(/port must be 1-65535/)
+    // A password is described by its length, never echoed.
+    expect(() => loadConfig({ ...sentinel, REDIS_SENTINEL_PASSWORD: '' })).toThrow(
+      /^REDIS_SENTINEL_PASSWORD: .*\(got 0 characters\)$/,
+    )
+  })
+
   it('refuses JWT_SECRET together with JWT_PUBLIC_KEY', () => {
     expect(() =>
       loadConfig({

@@ -2,10 +2,10 @@
 // Both fail fast while Redis is down (no offline queue, no retries of a command), reconnect with a capped backoff,
 // and say once, in words an ops engineer can act on, what no retry will cure.
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import type { Layer } from '../../stores/layer.js'
 import { createRedisLayer } from '../../stores/redis-layer.js'
-import type { AppConfig } from '../config.js'
+import { type AppConfig, truthy } from '../config.js'
 import { reasonOf } from '../errors.js'
 import type { ConfigCache } from './cache.js'
 import { type Invalidation, startInvalidation } from './invalidation.js'
@@ -13,16 +13,32 @@ import { type Invalidation, startInvalidation } from './invalidation.js'
 type RedisClass = typeof import('ioredis').Redis
 
 /** What an ops engineer must fix, for the connection errors that no retry will cure; undefined for the others. */
-function misconfiguration(err: Error, url: string): string | undefined {
-  if (err.message.startsWith('NOAUTH')) return 'Redis requires a password (NOAUTH): put it in REDIS_URL'
-  if (err.message.startsWith('WRONGPASS')) return 'Redis refused the user or password in REDIS_URL (WRONGPASS)'
+function misconfiguration(err: Error, config: AppConfig): string | undefined {
+  const sentinel = config.sentinels !== undefined
+  const password = sentinel ? 'REDIS_PASSWORD' : 'REDIS_URL'
+  if (err.message.startsWith('NOAUTH')) return `Redis requires a password (NOAUTH): put it in ${password}`
+  if (err.message.startsWith('WRONGPASS')) return `Redis refused the user or password in ${password} (WRONGPASS)`
+  if (sentinel && /All sentinels are unreachable/.test(err.message))
+    return `no Sentinel in REDIS_SENTINELS answered for the master group ${config.REDIS_SENTINEL_NAME} (is REDIS_SENTINEL_NAME right, and REDIS_SENTINEL_PASSWORD?)`
+  const tls = sentinel ? truthy(config.REDIS_TLS) : config.REDIS_URL?.startsWith('rediss:') === true
   const code = (err as NodeJS.ErrnoException).code ?? ''
-  if (
-    url.startsWith('rediss:') &&
-    (/TLS|SSL/i.test(err.message) || /^(ERR_SSL|ERR_TLS|EPROTO|ECONNRESET|ETIMEDOUT)/.test(code))
-  )
-    return 'the TLS handshake with Redis failed: is the server speaking TLS on that port (rediss:// in REDIS_URL)?'
+  if (tls && (/TLS|SSL/i.test(err.message) || /^(ERR_SSL|ERR_TLS|EPROTO|ECONNRESET|ETIMEDOUT)/.test(code)))
+    return `the TLS handshake with Redis failed: is the server speaking TLS on that port (${sentinel ? 'REDIS_TLS' : 'rediss:// in REDIS_URL'})?`
   return undefined
+}
+
+/** The master the Sentinels name, found again after a failover: on a `+switch-master` the connection is dropped at
+ * once and made to the new master. */
+function sentinelOptions(config: AppConfig) {
+  const tls = truthy(config.REDIS_TLS) ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}
+  return {
+    sentinels: config.sentinels ?? [],
+    name: config.REDIS_SENTINEL_NAME as string,
+    ...(config.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: config.REDIS_SENTINEL_PASSWORD }),
+    ...(config.REDIS_PASSWORD === undefined ? {} : { password: config.REDIS_PASSWORD }),
+    ...tls,
+    failoverDetector: true,
+  }
 }
 
 function connectRedis(
@@ -32,18 +48,21 @@ function connectRedis(
   role: string,
   { protocol, blocking = false }: { protocol?: 2; blocking?: boolean } = {},
 ) {
-  const url = config.REDIS_URL as string
-  const redis = new Client(url, {
+  const options = {
     connectionName: `config-store:${role}`,
     enableOfflineQueue: false, // fail fast while Redis is down, never queue
     maxRetriesPerRequest: 0,
     connectTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
     // A blocking read (the feed's XREAD BLOCK) waits on purpose: no command timeout on that connection.
-    commandTimeout: blocking ? undefined : config.REDIS_COMMAND_TIMEOUT_MS,
+    ...(blocking ? {} : { commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS }),
     autoResubscribe: false,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     ...(protocol === undefined ? {} : { protocol }),
-  })
+  } satisfies RedisOptions
+  const redis =
+    config.sentinels === undefined
+      ? new Client(config.REDIS_URL as string, options)
+      : new Client({ ...sentinelOptions(config), ...options })
   let up = false
   let everUp = false
   let reported: string | undefined
@@ -56,7 +75,7 @@ function connectRedis(
     state.lastError = undefined
   })
   redis.on('error', (err) => {
-    const cause = misconfiguration(err, url)
+    const cause = misconfiguration(err, config)
     // The cause names what to fix, without the retry's own error text, so that retries do not repeat the ERROR line.
     state.lastError = cause === undefined ? reasonOf(err) : `${cause} (${reasonOf(err)})`
     // A wrong password or TLS setting is never cured by retrying: one ERROR line naming it (again only if it changes).

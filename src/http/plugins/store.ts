@@ -12,6 +12,8 @@ declare module 'fastify' {
     store: ConfigStore
     /** The Redis command connection, when Redis is configured. */
     redis: Redis | undefined
+    /** How Redis is reached, when it is configured: one server (REDIS_URL), or the master Sentinel names. */
+    redisTopology: 'single' | 'sentinel' | undefined
   }
 }
 
@@ -19,6 +21,7 @@ const storePlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { con
   const opened = await openStore(config, app.log)
   app.decorate('store', opened.store)
   app.decorate('redis', opened.redis)
+  app.decorate('redisTopology', opened.redis === undefined ? undefined : config.sentinels ? 'sentinel' : 'single')
   app.addHook('onReady', () => opened.connected)
   // Blocking reads answer at once when the close begins, instead of holding it until their wait ends.
   app.addHook('preClose', async () => opened.store.releaseWaits())
