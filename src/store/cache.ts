@@ -1,6 +1,6 @@
 // The per-process cache of resolved reads (docs/architecture.md "The cache and its invalidation"): bounded in bytes, with a TTL, and only trusted while
-// something guarantees invalidation. `epoch` lets a read that started before an invalidation refuse to fill the cache
-// with what it read, so a value older than an acknowledged write is never served.
+// something guarantees invalidation. `epoch` lets a read that started before an invalidation of its key refuse to fill
+// the cache with what it read, so a value older than an acknowledged write is never served.
 import type { LayerName } from '../../stores/layer.js'
 import { ByteMap, bytesOf } from './byte-map.js'
 
@@ -26,9 +26,16 @@ export interface CacheOptions {
   maxBytes: number
 }
 
+/** Keys whose last invalidation is remembered one by one; past this many, all of them count as invalidated now. */
+const REMEMBERED_KEYS = 10_000
+
 export class ConfigCache {
   readonly ttlMs: number
+  /** Counts invalidations; a read takes it when it starts, and `set` compares. */
   epoch = 0
+  /** The epoch of each key's last invalidation, and of the last one of every key (a clear). */
+  readonly #changedAt = new Map<string, number>()
+  #clearedAt = 0
   /** Reads answered from the cache, and reads that had to go to the layers, since start-up (counted by the store). */
   hits = 0
   misses = 0
@@ -62,10 +69,11 @@ export class ConfigCache {
     return entry.value
   }
 
-  /** Stores a value read while `epoch` was current; dropped when anything was invalidated since. `ttlMs` shortens
-   * the TTL (a fallback answer is kept briefly, so the next read tries the higher layer again). */
+  /** Stores a value read from `epoch` on; dropped when its key (or every key) was invalidated since, not when another
+   * key was. `ttlMs` shortens the TTL (a fallback answer is kept briefly, so the next read tries the higher layer
+   * again). */
   set(value: Resolved, epoch: number, ttlMs = this.ttlMs): void {
-    if (!this.#active || epoch !== this.epoch) return
+    if (!this.#active || this.#clearedAt > epoch || (this.#changedAt.get(value.key) ?? 0) > epoch) return
     // The JSON text, plus the two response strings the route derives from it.
     const expires = Date.now() + Math.min(ttlMs, this.ttlMs)
     this.#entries.set(value.key, { value, expires }, bytesOf(value.json) * 3 + 256)
@@ -74,11 +82,20 @@ export class ConfigCache {
   invalidate(key: string): void {
     this.epoch++
     this.#entries.delete(key)
+    if (this.#changedAt.size >= REMEMBERED_KEYS && !this.#changedAt.has(key)) this.#forgetKeys()
+    else this.#changedAt.set(key, this.epoch)
   }
 
   clear(): void {
     this.epoch++
     this.#entries.clear()
+    this.#forgetKeys()
+  }
+
+  /** Every read in flight now counts as overlapping an invalidation of its key. */
+  #forgetKeys(): void {
+    this.#clearedAt = this.epoch
+    this.#changedAt.clear()
   }
 
   get size(): number {

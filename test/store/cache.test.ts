@@ -11,6 +11,36 @@ import { captureLogger } from '../helpers/app.js'
 const value = (key: string, json = '{"v":1}') => ({ key, json, source: 'redis' as const, updatedAt: null })
 
 describe('ConfigCache', () => {
+  it('a read is refused only when its own key (or every key) was invalidated while it ran', () => {
+    const cache = new ConfigCache({ ttlMs: 60_000, maxBytes: 1 << 20 })
+    const started = cache.epoch
+    cache.invalidate('other') // a write elsewhere, meanwhile
+    cache.set(value('a'), started)
+    expect(cache.get('a')?.json).toBe('{"v":1}')
+    const again = cache.epoch
+    cache.invalidate('a')
+    cache.set(value('a', '{"v":"old"}'), again)
+    expect(cache.get('a')).toBeUndefined()
+    const beforeClear = cache.epoch
+    cache.clear()
+    cache.set(value('b'), beforeClear)
+    expect(cache.get('b')).toBeUndefined()
+    cache.set(value('b'), cache.epoch) // a read that began after all of it
+    expect(cache.get('b')).toBeDefined()
+  })
+
+  it('past 10,000 keys remembered, an invalidation counts for every read in flight', () => {
+    const cache = new ConfigCache({ ttlMs: 60_000, maxBytes: 1 << 20 })
+    const started = cache.epoch
+    for (let i = 0; i < 10_000; i++) cache.invalidate(`k${i}`)
+    cache.set(value('a'), started)
+    expect(cache.get('a')).toBeDefined() // 10,000 others: still told apart
+    const next = cache.epoch
+    cache.invalidate('one-more')
+    cache.set(value('b'), next)
+    expect(cache.get('b')).toBeUndefined()
+  })
+
   it('keeps a value until it is invalidated; a value read before an invalidation is refused', () => {
     const cache = new ConfigCache({ ttlMs: 60_000, maxBytes: 1 << 20 })
     const epoch = cache.epoch
