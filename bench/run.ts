@@ -8,7 +8,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
-import { freePort, type RedisServer, startRedisServer } from '../scripts/redis-server.js'
+import { freePort, type RedisServer, startRedisServer, startSentinelTopology } from '../scripts/redis-server.js'
 import { measureAdversarial, renderAdversarial } from './adversarial.js'
 import { type FeedLatency, measureFeedLatency } from './feed-latency.js'
 
@@ -198,6 +198,61 @@ async function adversarialSection(redisUrl: string): Promise<string> {
   }
 }
 
+/** The same measures on a Sentinel topology (1 master, 2 replicas, 3 Sentinels), each measured right after the
+ * single-Redis instance's, in turn: what following a Sentinel master, and feeding two replicas, costs. */
+async function sentinelSection(
+  single: { cached: Server; uncached: Server },
+  seed: (s: Server) => Promise<void>,
+  warm: (s: Server) => Promise<void>,
+  postBody: string,
+): Promise<string> {
+  const topology = await startSentinelTopology()
+  const env = (extra: Record<string, string> = {}) => {
+    const { REDIS_URL: _, ...rest } = serviceEnv('', mkdtempSync(join(tmpdir(), 'config-store-bench-sentinel-')), {
+      REDIS_SENTINELS: topology.sentinels,
+      REDIS_SENTINEL_NAME: topology.name,
+      ...extra,
+    })
+    return rest
+  }
+  const cached = await startProcess('sentinel', SERVICE, env(), '/health')
+  const uncached = await startProcess('sentinel-uncached', SERVICE, env({ CONFIG_CACHE_TTL_MS: '0' }), '/health')
+  try {
+    await seed(cached)
+    await warm(cached)
+    const path = `/api/config/${KEY}`
+    const measures: Array<[string, (s: { cached: Server; uncached: Server }) => Promise<Measure>]> = [
+      ['GET cached', (s) => load(s.cached, path)],
+      ['GET uncached', (s) => load(s.uncached, path)],
+      ['POST', (s) => load(s.cached, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody })],
+    ]
+    const rows: string[] = []
+    for (const [name, run] of measures) {
+      await run({ cached, uncached }) // warm-up, then one each, in turn
+      const one = await run(single)
+      const ha = await run({ cached, uncached })
+      const r = (a: number, b: number) => (b === 0 ? '∞' : (a / b).toFixed(2))
+      rows.push(
+        `| ${name} | ${Math.round(one.rps)} | ${one.cpuUs.toFixed(1)} | ${Math.round(ha.rps)} | ${ha.cpuUs.toFixed(1)} | ${ha.errors} | ${r(ha.rps, one.rps)} (${r(one.cpuUs, ha.cpuUs)}) |`,
+      )
+      process.stderr.write(`sentinel: ${name}\n`)
+    }
+    return `## Highly available: Redis Sentinel
+
+1 master, 2 replicas and 3 Sentinels on the same loopback (the replicas' share of the work on the same cores); each
+measure on the single-Redis instance, then at once on instances that reach the master through \`REDIS_SENTINELS\`, ${DURATION} s
+each, one run.
+
+| measure | single req/s | single CPU µs/req | Sentinel req/s | Sentinel CPU µs/req | Sentinel errors | Sentinel ÷ single: req/s (CPU/req single ÷ Sentinel) |
+|---|---|---|---|---|---|---|
+${rows.join('\n')}
+`
+  } finally {
+    await Promise.all([cached.stop(), uncached.stop()])
+    await topology.stop()
+  }
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--adversarial')) {
     const redis = await startRedisServer({ persist: false })
@@ -364,9 +419,15 @@ async function main(): Promise<void> {
     }
     client.disconnect()
 
+    const sentinel = await sentinelSection(
+      { cached: service, uncached },
+      (s) => post(s, KEY, doc2k),
+      (s) => fetch(`${s.base}/api/config/${KEY}`, { headers: AUTH }).then(() => undefined),
+      postBody,
+    )
     const adversarial = await adversarialSection(redisMain.url)
     const ready = await startToReady(redisMain.url, dir)
-    const report = `${render(m, growth, feed, ready, (Date.now() - started) / 1000)}\n${adversarial}`
+    const report = `${render(m, growth, feed, ready, (Date.now() - started) / 1000)}\n${sentinel}\n${adversarial}`
     process.stdout.write(report)
     writeFileSync(join(ROOT, 'BENCHMARKS.md'), report)
   } finally {

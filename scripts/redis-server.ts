@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 
 export const INSTALL_HINT =
   'redis-server not found on PATH: install it (Debian: apt-get install -y redis-server) and run the tests again'
@@ -123,7 +124,6 @@ export async function startSentinelTopology({
     children.push(child)
     sentinelPorts.push(port)
   }
-  const { Redis } = await import('ioredis')
   const deadline = Date.now() + 30_000
   // A replica that has not finished its first sync holds nothing: promoted, it would be an empty master.
   for (const node of nodes.slice(1)) {
