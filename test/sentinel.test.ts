@@ -25,6 +25,20 @@ async function masterPort(): Promise<number> {
 }
 
 describe('Redis under Sentinel', () => {
+  it('a master group the Sentinels do not know: one ERROR line naming the variables, reads served from files', async () => {
+    const t = await buildTestApp({
+      REDIS_URL: undefined,
+      REDIS_SENTINELS: topology.sentinels,
+      REDIS_SENTINEL_NAME: 'no-such-group',
+    })
+    await until(async () => t.logs.some((l) => l.level === 50), 5000, 20)
+    const errors = t.logs.filter((l) => l.level === 50).map((l) => String(l.msg))
+    expect(errors).toEqual([expect.stringMatching(/REDIS_SENTINELS .*no-such-group.*REDIS_SENTINEL_NAME/)])
+    const ready = (await t.app.inject({ url: '/ready', headers: bearer('read') })).json()
+    expect(ready.degraded).toBe(true)
+    expect(ready.redis).toEqual({ topology: 'sentinel', master: null })
+  })
+
   it('follows the master through a SENTINEL FAILOVER and a SIGKILL: reads never fail, invalidation comes back', async () => {
     const env = { REDIS_URL: undefined, REDIS_SENTINELS: topology.sentinels, REDIS_SENTINEL_NAME: topology.name }
     const a = await buildTestApp(env)
