@@ -86,6 +86,13 @@ export const EnvSchema = Type.Object({
   MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 1024, description: 'open client connections at once' }),
   REDIS_CONNECT_TIMEOUT_MS: Ms(1000, 'Redis connect timeout'),
   REDIS_COMMAND_TIMEOUT_MS: Ms(500, 'Redis command timeout'),
+  REDIS_WRITE_REPLICAS: Type.Integer({
+    minimum: 0,
+    maximum: 100,
+    default: 0,
+    description: 'replicas that must hold a write before it is acknowledged (WAIT, with a failover fence)',
+  }),
+  REDIS_WRITE_REPLICAS_TIMEOUT_MS: Ms(200, 'how long a write waits for REDIS_WRITE_REPLICAS replicas'),
   PHP_CONNECT_TIMEOUT_MS: Ms(1000, 'PHP API connect timeout'),
   PHP_TIMEOUT_MS: Ms(2000, 'PHP API response timeout (headers and body)'),
   PHP_CIRCUIT_RESET_MS: Ms(5000, 'how long the PHP API is skipped after 3 consecutive failures'),
@@ -237,6 +244,7 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
   const e = env as Env
   const sentinels = redisSentinels(e)
   const redisEnabled = (e.REDIS_URL !== undefined || sentinels !== undefined) && !truthy(e.CONFIG_STORE_DISABLE_REDIS)
+  writeReplicas(e)
   const phpEnabled = e.EXTERNAL_CONFIG_BASE_URL !== undefined && e.CONFIG_API_TOKEN !== undefined
   const order: LayerName[] = e.CONFIG_STORE_MODE === 'php_first' ? ['php', 'redis', 'files'] : ['redis', 'php', 'files']
   const layers = order.filter((l) => (l === 'redis' ? redisEnabled : l === 'php' ? phpEnabled : true))
@@ -246,6 +254,18 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
   const lkgDir = e.CONFIG_LKG_DIR ?? join(e.CONFIG_FILES_DIR, '.lkg')
   const metrics = e.METRICS_ENABLED === undefined || truthy(e.METRICS_ENABLED)
   return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics, fromFile, sentinels }
+}
+
+/** REDIS_WRITE_REPLICAS needs a Redis, and a WAIT that ends before the command timeout would end it. */
+function writeReplicas(e: Env): void {
+  if (e.REDIS_WRITE_REPLICAS === 0) return
+  if (e.REDIS_URL === undefined && e.REDIS_SENTINELS === undefined)
+    throw new ConfigError('REDIS_WRITE_REPLICAS is for writes to Redis: set REDIS_URL or REDIS_SENTINELS too')
+  const timeout = e.REDIS_WRITE_REPLICAS_TIMEOUT_MS
+  if (timeout === 0 || (e.REDIS_COMMAND_TIMEOUT_MS > 0 && timeout >= e.REDIS_COMMAND_TIMEOUT_MS))
+    throw new ConfigError(
+      `REDIS_WRITE_REPLICAS_TIMEOUT_MS: must be at least 1 and less than REDIS_COMMAND_TIMEOUT_MS (${e.REDIS_COMMAND_TIMEOUT_MS}), so that a write's wait for its replicas ends before the command times out (got ${timeout})`,
+    )
 }
 
 /** The Sentinel addresses (undefined: a plain REDIS_URL, or no Redis). One way to Redis, and all it needs. */

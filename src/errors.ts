@@ -64,8 +64,10 @@ export class UsageError extends AppError {
 }
 
 /** What a failed write did: `not_written` when the layer is known not to have applied it (it was never sent, or
- * the layer answered with an error), `unknown` when it may have (a timeout, a connection lost in flight). */
-export type WriteOutcome = 'not_written' | 'unknown'
+ * the layer answered with an error), `unknown` when it may have (a timeout, a connection lost in flight),
+ * `unreplicated` when the Redis master applied it but not enough replicas are known to hold it
+ * (REDIS_WRITE_REPLICAS): reading it back from the master cannot tell whether a failover will keep it. */
+export type WriteOutcome = 'not_written' | 'unknown' | 'unreplicated'
 
 /** Thrown by a layer that could not answer; `reason` says what failed, without the layer's name. */
 export class LayerUnavailableError extends AppError {

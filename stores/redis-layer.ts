@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 import { type ConfigDocument, isValidKey, type Layer, type ReadResult, timed } from './layer.js'
+import { createReplication, type Replication } from './redis-replicas.js'
 import { TextReader, type TextReaderOptions, textReaderDefaults } from './text-reader.js'
 
 export interface RedisLayerOptions extends Partial<TextReaderOptions> {
@@ -11,6 +12,8 @@ export interface RedisLayerOptions extends Partial<TextReaderOptions> {
   prefix: string
   /** Why the connection is down, when it is (NOAUTH, a TLS handshake), for health. */
   connectionError?: () => string | undefined
+  /** How writes are sent and confirmed (REDIS_WRITE_REPLICAS); default: on their own. */
+  replication?: Replication
 }
 
 export interface RedisLayer extends Layer {
@@ -33,17 +36,13 @@ return 1`
 const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
-/** A write that failed after it was sent, without Redis answering (a timeout, a connection lost), may still have been
- * applied; one refused before sending, or answered with an error, was not. */
-export const failedWrite = (err: unknown, sent: boolean) =>
-  new LayerUnavailableError(
-    'redis',
-    reasonOf(err),
-    err,
-    sent && (err as Error).name !== 'ReplyError' ? 'unknown' : 'not_written',
-  )
-
-export function createRedisLayer({ redis, prefix, connectionError, ...limits }: RedisLayerOptions): RedisLayer {
+export function createRedisLayer({
+  redis,
+  prefix,
+  connectionError,
+  replication = createReplication({ redis, replicas: 0, timeoutMs: 0, holdMs: 0 }),
+  ...limits
+}: RedisLayerOptions): RedisLayer {
   const unavailable = (err: unknown) => new LayerUnavailableError('redis', reasonOf(err), err)
   const reader = new TextReader({ ...textReaderDefaults, ...limits })
 
@@ -68,21 +67,11 @@ export function createRedisLayer({ redis, prefix, connectionError, ...limits }: 
     wrote: (key, json, updatedAt, etag) => reader.remember(key, json, updatedAt, etag),
 
     async set(key: string, doc: ConfigDocument, json = JSON.stringify(doc)): Promise<void> {
-      const sent = redis.status === 'ready'
-      try {
-        await redis.set(prefix + key, json)
-      } catch (err) {
-        throw failedWrite(err, sent)
-      }
+      await replication.write((c) => c.set(prefix + key, json))
     },
 
     async delete(key: string) {
-      const sent = redis.status === 'ready'
-      try {
-        return (await redis.del(prefix + key)) > 0 ? 'deleted' : 'absent'
-      } catch (err) {
-        throw failedWrite(err, sent)
-      }
+      return (await replication.write<number>((c) => c.del(prefix + key))) > 0 ? 'deleted' : 'absent'
     },
 
     async listKeys(): Promise<string[]> {
@@ -106,13 +95,8 @@ export function createRedisLayer({ redis, prefix, connectionError, ...limits }: 
     },
 
     async swap(key, expected, json) {
-      const sent = redis.status === 'ready'
       const args = [expected === null ? '1' : '0', expected ?? '', json === null ? '1' : '0', json ?? '']
-      try {
-        return (await redis.eval(SWAP, 1, prefix + key, ...args)) === 1
-      } catch (err) {
-        throw failedWrite(err, sent)
-      }
+      return (await replication.write((c) => c.eval(SWAP, 1, prefix + key, ...args))) === 1
     },
 
     async tryLock(name, ttlMs) {

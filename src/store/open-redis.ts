@@ -5,12 +5,17 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
 import type { Layer } from '../../stores/layer.js'
 import { createRedisLayer } from '../../stores/redis-layer.js'
+import { createReplication, type Replication } from '../../stores/redis-replicas.js'
 import { type AppConfig, truthy } from '../config.js'
 import { reasonOf } from '../errors.js'
 import type { ConfigCache } from './cache.js'
 import { type Invalidation, startInvalidation } from './invalidation.js'
 
 type RedisClass = typeof import('ioredis').Redis
+
+/** How long writes stay unconfirmed after a replica left a master that stayed the master (stores/redis-replicas.ts):
+ * longer than a Sentinel takes to demote the old master after a promotion. */
+const REPLICA_HOLD_MS = 10_000
 
 /** What an ops engineer must fix, for the connection errors that no retry will cure; undefined for the others. */
 function misconfiguration(err: Error, config: AppConfig): string | undefined {
@@ -92,6 +97,8 @@ export interface OpenedRedis {
   layer: Layer
   /** The command connection (shared by the failed-auth rate limit). */
   redis: Redis
+  /** How writes are sent and confirmed (REDIS_WRITE_REPLICAS). */
+  replication: Replication
   invalidation: Invalidation
   /** A connection of its own for the change feed's blocking reads (no command timeout), closed with the others. */
   connectFeed(): Redis
@@ -111,8 +118,20 @@ export async function openRedis(
   const Client = (await import('ioredis')).default as unknown as RedisClass
   const commands = connectRedis(Client, config, log, 'commands')
   const { redis } = commands
+  const replication = createReplication({
+    redis,
+    replicas: config.REDIS_WRITE_REPLICAS,
+    timeoutMs: config.REDIS_WRITE_REPLICAS_TIMEOUT_MS,
+    holdMs: REPLICA_HOLD_MS,
+    onFence: (gone) =>
+      log.warn(
+        { layer: 'redis', replicas: gone },
+        `replica ${gone.join(', ')} left the Redis master: writes answer WRITE_OUTCOME_UNKNOWN until the master changes or ${REPLICA_HOLD_MS / 1000} s pass without another replica leaving (REDIS_WRITE_REPLICAS)`,
+      ),
+  })
   const layer = createRedisLayer({
     redis,
+    replication,
     prefix: config.CONFIG_STORE_REDIS_PREFIX,
     connectionError: () => commands.lastError,
     maxBytes: config.CONFIG_CACHE_MAX_BYTES / 4,
@@ -146,6 +165,7 @@ export async function openRedis(
   return {
     layer,
     redis,
+    replication,
     invalidation,
     connectFeed,
     connected: Promise.all(clients.map(firstConnect)).then(() => invalidation.settled()),

@@ -98,6 +98,7 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
             max: config.CONFIG_HISTORY_MAX,
             feedMax: config.CONFIG_FEED_MAX,
             connect: opened.connectFeed,
+            replication: opened.replication,
             current: async (key) => {
               const r = await primary.get(key)
               if (r.state === 'unavailable') throw new Error(r.reason)

@@ -162,7 +162,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
       const outcome = err instanceof LayerUnavailableError ? err.outcome : 'unknown'
       const landed = outcome === 'unknown' ? await readBack(key, doc, json) : undefined
       if (landed === undefined) {
-        counts.writes[outcome === 'unknown' ? 'unknown' : 'refused']++
+        counts.writes[outcome === 'not_written' ? 'refused' : 'unknown']++
         throw refusedWrite(key, outcome, err)
       }
       log.info(
@@ -210,8 +210,14 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
   function refusedWrite(key: string, outcome: WriteOutcome, err: unknown): AppError {
     log.warn(
       { layer: primary.name, key, reason: reasonOf(err) },
-      outcome === 'unknown' ? `write of ${key}: outcome unknown` : `write of ${key} refused: primary down`,
+      outcome === 'not_written' ? `write of ${key} refused: primary down` : `write of ${key}: outcome unknown`,
     )
+    if (outcome === 'unreplicated')
+      return new AppError(
+        'WRITE_OUTCOME_UNKNOWN',
+        `the Redis master applied the write of ${key}, but not as many replicas as REDIS_WRITE_REPLICAS asks for are known to hold it, so a failover may still drop it (${reasonOf(err)}); read ${key} before retrying`,
+        { cause: err },
+      )
     if (outcome === 'unknown')
       return new AppError(
         'WRITE_OUTCOME_UNKNOWN',
@@ -281,7 +287,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
             ? await swap(key, expected, null, by, now())
             : await (primary.swap as NonNullable<Layer['swap']>)(key, expected, null)
       } catch (err) {
-        throw refusedWrite(key, 'not_written', err)
+        throw refusedWrite(key, err instanceof LayerUnavailableError ? err.outcome : 'unknown', err)
       }
       if (done === true) return null
       if (done !== false && done !== 'absent') return done
@@ -341,7 +347,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
         ...down.map((l) => ({ path: l.name, message: 'unavailable' })),
       ]
       const names = down.map((l) => l.name).join(', ')
-      throw new AppError('STORE_UNAVAILABLE', `${key} could not be deleted from ${names}; retry the delete`, {
+      throw new AppError('STORE_UNAVAILABLE', `${key} is not known to be deleted from ${names}; retry the delete`, {
         details,
       })
     }

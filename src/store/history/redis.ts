@@ -5,7 +5,7 @@
 //   <prefix>:changes                  the change feed, a Redis Stream (XADD … MAXLEN ~ CONFIG_FEED_MAX)
 // The braces put a key's history in the slot of the key itself. A write, its revision and its event are one script.
 import type { Redis } from 'ioredis'
-import { failedWrite } from '../../../stores/redis-layer.js'
+import { type Commands, createReplication, type Replication } from '../../../stores/redis-replicas.js'
 import { LayerUnavailableError, reasonOf } from '../../errors.js'
 import {
   type Change,
@@ -116,6 +116,7 @@ const metaOf = (r: Pick<Revision, 'time' | 'actor' | 'via' | 'source'>) =>
   JSON.stringify({ time: r.time, actor: r.actor, via: r.via, source: r.source }).slice(1)
 
 type Script = (...args: (string | number)[]) => Promise<unknown[]>
+type Scripts = Record<string, Script>
 
 export interface RedisHistoryOptions {
   redis: Redis
@@ -127,6 +128,8 @@ export interface RedisHistoryOptions {
   /** The primary's copy now, when a write finds an external change not yet recorded. */
   current: (key: string) => Promise<Seen | undefined>
   onListeners?: (count: number) => void
+  /** How writes are sent and confirmed (REDIS_WRITE_REPLICAS); default: on their own. */
+  replication?: Replication
 }
 
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/
@@ -161,10 +164,12 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     return [full, `${prefix}:history:{${full}}`, `${prefix}:docs:{${full}}`, `${prefix}:changes`]
   }
   const stream = `${prefix}:changes`
-  const script = (name: string, lua: string): Script => {
+  const replication = opts.replication ?? createReplication({ redis, replicas: 0, timeoutMs: 0, holdMs: 0 })
+  /** A script, sent through `replication`: its reply. */
+  const script = (name: string, lua: string) => {
     redis.defineCommand(name, { numberOfKeys: 4, lua })
-    const fn = (redis as unknown as Record<string, Script>)[name] as Script
-    return fn.bind(redis)
+    return (...args: (string | number)[]) =>
+      replication.write<unknown[]>((c: Commands) => (c as unknown as Scripts)[name]?.(...args))
   }
   const write = script('configStoreWrite', WRITE)
   const observeScript = script('configStoreObserve', OBSERVE)
@@ -286,13 +291,7 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       const meta = metaOf({ time, ...by, source: 'redis' })
       const args = [mode, expected ?? '', json ?? '', sha, time, by.actor, by.via, max, feedMax, key, op, meta]
       for (let attempt = 0; ; attempt++) {
-        const sent = redis.status === 'ready'
-        let reply: unknown[]
-        try {
-          reply = await write(...names(key), ...args)
-        } catch (err) {
-          throw failedWrite(err, sent)
-        }
+        const reply = await write(...names(key), ...args)
         if (reply[0] === 0) return false
         if (reply[0] === 2) return 'absent'
         if (reply[0] === 1) return recorded(reply, { time, ...by, op, after: sha || null, source: 'redis' })
