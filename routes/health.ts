@@ -1,5 +1,6 @@
 // Liveness and readiness (docs/api.md): /health says the process serves; /ready says which layers answer.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Cluster, Redis } from 'ioredis'
 import { Type } from 'typebox'
 import { Timestamp } from '../src/http/schemas.js'
 import { LayerReportSchema } from '../src/store/schemas.js'
@@ -17,10 +18,16 @@ const ReadyReply = Type.Object({
   redis: Type.Optional(
     Type.Object(
       {
-        topology: Type.Union([Type.Literal('single'), Type.Literal('sentinel')]),
+        topology: Type.Union([Type.Literal('single'), Type.Literal('sentinel'), Type.Literal('cluster')]),
         master: Type.Optional(
           Type.Union([Type.String(), Type.Null()], {
             description: 'host:port of the node writes go to; null while not connected (to authenticated callers only)',
+          }),
+        ),
+        masters: Type.Optional(
+          Type.Array(Type.String(), {
+            description:
+              'in a cluster, host:port of each master the cluster client knows (to authenticated callers only)',
           }),
         ),
       },
@@ -31,10 +38,16 @@ const ReadyReply = Type.Object({
 })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  /** The address the command connection is connected to: under Sentinel, the master it named last. */
+  /** The address the command connection is connected to (under Sentinel, the master it named last); in a cluster,
+   * the masters it knows. */
   const masterOf = (shown: boolean) => {
-    if (!shown) return {}
-    const socket = app.redis?.status === 'ready' ? app.redis.stream : undefined
+    const redis = app.redis
+    if (!shown || redis === undefined) return {}
+    if (redis.isCluster) {
+      const masters = redis.status === 'ready' ? (redis as Cluster).nodes('master') : []
+      return { masters: masters.map((n) => `${n.options.host}:${n.options.port}`).sort() }
+    }
+    const socket = redis.status === 'ready' ? (redis as Redis).stream : undefined
     return { master: socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : null }
   }
 

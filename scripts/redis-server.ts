@@ -162,3 +162,52 @@ export async function startSentinelTopology({
     },
   }
 }
+
+export interface ClusterTopology {
+  /** Every node, masters first as `redis-cli --cluster create` was given them (a failover moves the roles). */
+  nodes: RedisServer[]
+  /** REDIS_CLUSTER_NODES for them: `127.0.0.1:port,…`. */
+  addresses: string
+  stop(): Promise<void>
+}
+
+/** A Redis Cluster on loopback: `masters` masters with `replicas` replicas each, made by `redis-cli --cluster create`;
+ * resolves when every node sees the cluster whole (state ok, every slot served) and every replica has synced. */
+export async function startClusterTopology({ masters = 3, replicas = 1 } = {}): Promise<ClusterTopology> {
+  const nodes: RedisServer[] = []
+  for (let i = 0; i < masters * (1 + replicas); i++) {
+    // The cluster bus on a free port of its own (by default port + 10000, which may be taken or past 65535).
+    const bus = await freePort()
+    const args = ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-node-timeout', '1000']
+    nodes.push(await startRedisServer({ persist: false, args: [...args, '--repl-diskless-sync-delay', '0'] }))
+  }
+  const create = spawnSync(
+    'redis-cli',
+    ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas)],
+    { input: 'yes\n', encoding: 'utf8', env: { ...process.env, REDISCLI_CLUSTER_YES: '1' } },
+  )
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`)
+  const deadline = Date.now() + 30_000
+  for (const node of nodes) {
+    const client = new Redis({ port: node.port })
+    try {
+      for (;;) {
+        const info = await client.cluster('INFO')
+        const replication = await client.info('replication')
+        const synced = replication.includes('role:master') || replication.includes('master_link_status:up')
+        if (info.includes('cluster_state:ok') && info.includes('cluster_slots_ok:16384') && synced) break
+        if (Date.now() > deadline) throw new Error(`cluster node ${node.port} not ready within 30 s: ${info}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    } finally {
+      client.disconnect()
+    }
+  }
+  return {
+    nodes,
+    addresses: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop()))
+    },
+  }
+}

@@ -32,6 +32,12 @@ export const EnvSchema = Type.Object({
   REDIS_SENTINELS: Type.Optional(
     Type.String({ pattern: '^[^,:\\s]+:\\d{1,5}(?:,[^,:\\s]+:\\d{1,5})*$', description: 'host:port,host:port,…' }),
   ),
+  REDIS_CLUSTER_NODES: Type.Optional(
+    Type.String({
+      pattern: '^[^,:\\s]+:\\d{1,5}(?:,[^,:\\s]+:\\d{1,5})*$',
+      description: 'host:port,… of some nodes of a Redis Cluster',
+    }),
+  ),
   REDIS_SENTINEL_NAME: Type.Optional(Text),
   REDIS_SENTINEL_PASSWORD: Type.Optional(Text),
   REDIS_PASSWORD: Type.Optional(Text),
@@ -242,8 +248,10 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
     throw new ConfigError(`${name}${where}: ${problem(name, error.message)}${got}`)
   }
   const e = env as Env
-  const sentinels = redisSentinels(e)
-  const redisEnabled = (e.REDIS_URL !== undefined || sentinels !== undefined) && !truthy(e.CONFIG_STORE_DISABLE_REDIS)
+  const { sentinels, clusterNodes } = redisTopology(e)
+  const redisEnabled =
+    (e.REDIS_URL !== undefined || sentinels !== undefined || clusterNodes !== undefined) &&
+    !truthy(e.CONFIG_STORE_DISABLE_REDIS)
   writeReplicas(e)
   const phpEnabled = e.EXTERNAL_CONFIG_BASE_URL !== undefined && e.CONFIG_API_TOKEN !== undefined
   const order: LayerName[] = e.CONFIG_STORE_MODE === 'php_first' ? ['php', 'redis', 'files'] : ['redis', 'php', 'files']
@@ -253,14 +261,16 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
   if (e.JWT_SECRET && jwtKey) throw new ConfigError('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both')
   const lkgDir = e.CONFIG_LKG_DIR ?? join(e.CONFIG_FILES_DIR, '.lkg')
   const metrics = e.METRICS_ENABLED === undefined || truthy(e.METRICS_ENABLED)
-  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics, fromFile, sentinels }
+  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics, fromFile, sentinels, clusterNodes }
 }
 
 /** REDIS_WRITE_REPLICAS needs a Redis, and a WAIT that ends before the command timeout would end it. */
 function writeReplicas(e: Env): void {
   if (e.REDIS_WRITE_REPLICAS === 0) return
-  if (e.REDIS_URL === undefined && e.REDIS_SENTINELS === undefined)
-    throw new ConfigError('REDIS_WRITE_REPLICAS is for writes to Redis: set REDIS_URL or REDIS_SENTINELS too')
+  if (e.REDIS_URL === undefined && e.REDIS_SENTINELS === undefined && e.REDIS_CLUSTER_NODES === undefined)
+    throw new ConfigError(
+      'REDIS_WRITE_REPLICAS is for writes to Redis: set REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES too',
+    )
   const timeout = e.REDIS_WRITE_REPLICAS_TIMEOUT_MS
   if (timeout === 0 || (e.REDIS_COMMAND_TIMEOUT_MS > 0 && timeout >= e.REDIS_COMMAND_TIMEOUT_MS))
     throw new ConfigError(
@@ -268,32 +278,46 @@ function writeReplicas(e: Env): void {
     )
 }
 
-/** The Sentinel addresses (undefined: a plain REDIS_URL, or no Redis). One way to Redis, and all it needs. */
-function redisSentinels(e: Env): Array<{ host: string; port: number }> | undefined {
-  const bare = ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD', 'REDIS_PASSWORD', 'REDIS_TLS'] as const
-  if (e.REDIS_SENTINELS === undefined) {
-    const stray = bare.find((name) => e[name] !== undefined)
-    if (stray !== undefined)
-      throw new ConfigError(
-        `${stray} is for Redis under Sentinel: set REDIS_SENTINELS too (with REDIS_URL, put the password and rediss:// in the URL)`,
-      )
-    return undefined
-  }
-  if (e.REDIS_URL !== undefined)
+type Address = { host: string; port: number }
+
+/** `host:port,…` (the schema has checked the form) → addresses. */
+function addresses(name: string, list: string): Address[] {
+  return list.split(',').map((address) => {
+    const at = address.lastIndexOf(':')
+    const port = Number(address.slice(at + 1))
+    if (port < 1 || port > 65535) throw new ConfigError(`${name}: ${address}: the port must be 1-65535 (got "${list}")`)
+    return { host: address.slice(0, at), port }
+  })
+}
+
+/** How Redis is reached: one of REDIS_URL, REDIS_SENTINELS (with its master group) or REDIS_CLUSTER_NODES, each with
+ * only the settings it uses. The Sentinels' and the cluster's addresses, for those two. */
+function redisTopology(e: Env): { sentinels?: Address[]; clusterNodes?: Address[] } {
+  const ways = (['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const).filter((n) => e[n] !== undefined)
+  if (ways.length > 1)
     throw new ConfigError(
-      'REDIS_URL and REDIS_SENTINELS: set one, not both (a plain Redis, or the Sentinels that name its master)',
+      `${ways.join(' and ')}: set one, not ${ways.length === 2 ? 'both' : 'all three'} (a plain Redis, the Sentinels that name its master, or the nodes of a cluster)`,
     )
+  const stray = (names: readonly (keyof Env)[], what: string, set: string) => {
+    const name = names.find((n) => e[n] !== undefined)
+    if (name !== undefined) throw new ConfigError(`${name} is for ${what}: set ${set} too`)
+  }
+  if (e.REDIS_SENTINELS === undefined)
+    stray(['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'], 'Redis under Sentinel', 'REDIS_SENTINELS')
+  if (e.REDIS_SENTINELS === undefined && e.REDIS_CLUSTER_NODES === undefined)
+    stray(
+      ['REDIS_PASSWORD', 'REDIS_TLS'],
+      'Redis under Sentinel or a Redis Cluster',
+      'REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put the password and rediss:// in the URL)',
+    )
+  if (e.REDIS_CLUSTER_NODES !== undefined)
+    return { clusterNodes: addresses('REDIS_CLUSTER_NODES', e.REDIS_CLUSTER_NODES) }
+  if (e.REDIS_SENTINELS === undefined) return {}
   if (e.REDIS_SENTINEL_NAME === undefined)
     throw new ConfigError(
       'REDIS_SENTINELS needs REDIS_SENTINEL_NAME: the name of the master group the Sentinels monitor',
     )
-  return e.REDIS_SENTINELS.split(',').map((address) => {
-    const at = address.lastIndexOf(':')
-    const port = Number(address.slice(at + 1))
-    if (port < 1 || port > 65535)
-      throw new ConfigError(`REDIS_SENTINELS: ${address}: the port must be 1-65535 (got "${e.REDIS_SENTINELS}")`)
-    return { host: address.slice(0, at), port }
-  })
+  return { sentinels: addresses('REDIS_SENTINELS', e.REDIS_SENTINELS) }
 }
 
 export type AppConfig = ReturnType<typeof loadConfig>

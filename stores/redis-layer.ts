@@ -1,14 +1,14 @@
 // The Redis layer, in the legacy layout: `<prefix><key>` → the document as a JSON string (UTF-8 unescaped,
 // `_updated_at` included), plain GET/SET, no TTL, so the legacy app can share the same Redis (docs/legacy.md).
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 import { type ConfigDocument, isValidKey, type Layer, type ReadResult, timed } from './layer.js'
-import { createReplication, type Replication } from './redis-replicas.js'
+import { createReplication, type RedisClient, type Replication } from './redis-replicas.js'
 import { TextReader, type TextReaderOptions, textReaderDefaults } from './text-reader.js'
 
 export interface RedisLayerOptions extends Partial<TextReaderOptions> {
-  redis: Redis
+  redis: RedisClient
   prefix: string
   /** Why the connection is down, when it is (NOAUTH, a TLS handshake), for health. */
   connectionError?: () => string | undefined
@@ -77,17 +77,20 @@ export function createRedisLayer({
     async listKeys(): Promise<string[]> {
       const keys = new Set<string>()
       const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
-      let cursor = '0'
       try {
-        do {
-          const [next, batch] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000)
-          cursor = next
-          for (const name of batch) {
-            // Metadata lives at `<prefix>:<name>` or `<prefix><key>:<suffix>`: never a valid key name (docs/architecture.md "Redis layout").
-            const key = name.slice(prefix.length)
-            if (isValidKey(key)) keys.add(key)
-          }
-        } while (cursor !== '0')
+        // A cluster's keys are spread over its masters: each is scanned.
+        for (const node of redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis]) {
+          let cursor = '0'
+          do {
+            const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000)
+            cursor = next
+            for (const name of batch) {
+              // Metadata lives at `<prefix>:<name>` or `<prefix><key>:<suffix>`: never a valid key name (docs/architecture.md "Redis layout").
+              const key = name.slice(prefix.length)
+              if (isValidKey(key)) keys.add(key)
+            }
+          } while (cursor !== '0')
+        }
       } catch (err) {
         throw unavailable(err)
       }

@@ -8,11 +8,14 @@
 // pipeline with `WAIT N` and `ROLE`, and the reply is trusted only when ROLE still lists every replica the master had
 // before: when one left, writes answer WRITE_OUTCOME_UNKNOWN until the connection moves to another master, or until
 // no replica has left for `holdMs` (a replica that died, not a promotion).
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 
+/** The command connection: to one Redis (direct, or the master Sentinel names), or to a Redis Cluster. */
+export type RedisClient = Redis | Cluster
+
 /** Something commands are sent with: the connection itself, or a pipeline on it. */
-export type Commands = Redis | ChainableCommander
+export type Commands = RedisClient | ChainableCommander
 
 export interface Replication {
   /** Sends the write `send` makes, and answers its reply once it is known to be replicated (REDIS_WRITE_REPLICAS);
@@ -22,7 +25,7 @@ export interface Replication {
 }
 
 export interface ReplicationOptions {
-  redis: Redis
+  redis: RedisClient
   /** REDIS_WRITE_REPLICAS: 0 sends writes on their own. */
   replicas: number
   /** How long WAIT waits for them. */
@@ -62,45 +65,52 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
       },
     }
 
-  /** The master written to, its replicas as ROLE listed them last, and until when writes stay unconfirmed. */
-  let master: string | undefined
-  let known = new Set<string>()
-  let fencedUntil = 0
-  let gone: string[] = []
-  const endpoint = () => `${redis.stream?.remoteAddress}:${redis.stream?.remotePort}`
+  /** Per master written to: its replicas as ROLE listed them last, until when writes to it stay unconfirmed, and
+   * the replicas whose leaving started that. In a cluster, masters are told apart by their node id (CLUSTER MYID). */
+  const masters = new Map<string, { known: Set<string>; fencedUntil: number; gone: string[] }>()
+  const cluster = redis.isCluster
+  const endpoint = () => {
+    const socket = (redis as Redis).stream
+    return `${socket?.remoteAddress}:${socket?.remotePort}`
+  }
 
   return {
     async write<T>(send: (c: Commands) => unknown) {
       const sent = redis.status === 'ready'
       let replies: Array<[Error | null, unknown]> | null
-      const at = endpoint()
+      const at = cluster ? undefined : endpoint()
       try {
         const pipeline = redis.pipeline()
         send(pipeline)
-        replies = await pipeline.wait(replicas, timeoutMs).role().exec()
+        pipeline.wait(replicas, timeoutMs).role()
+        if (cluster) pipeline.cluster('MYID')
+        replies = await pipeline.exec()
       } catch (err) {
         throw failedWrite(err, sent)
       }
-      const [written, waited, role] = replies ?? []
+      const [written, waited, role, id] = replies ?? []
       if (written === undefined || written[0] !== null) throw failedWrite(written?.[0] ?? 'no reply', sent)
-      // Another master (a failover moved the connection): what the last one had tells nothing about this one.
-      if (at !== master) {
-        master = at
-        known = new Set()
-        fencedUntil = 0
+      // A master not written to before (a failover moved the connection, or another slot's master): what another had
+      // tells nothing about it. Under Sentinel only the latest master is kept.
+      const node = at ?? String(id?.[1])
+      let state = masters.get(node)
+      if (state === undefined) {
+        if (!cluster) masters.clear()
+        state = { known: new Set(), fencedUntil: 0, gone: [] }
+        masters.set(node, state)
       }
       const now = replicasOf(role?.[1])
       if (now === undefined) throw unreplicated('the node written to is not the master any more (a failover)')
-      const left = [...known].filter((r) => !now.has(r))
-      known = now
+      const left = [...state.known].filter((r) => !now.has(r))
+      state.known = now
       if (left.length > 0) {
-        fencedUntil = Date.now() + holdMs
-        gone = left
+        state.fencedUntil = Date.now() + holdMs
+        state.gone = left
         onFence?.(left)
       }
-      if (Date.now() < fencedUntil)
+      if (Date.now() < state.fencedUntil)
         throw unreplicated(
-          `replica ${gone.join(', ')} left the master: a failover may be under way, which would drop this write`,
+          `replica ${state.gone.join(', ')} left the master: a failover may be under way, which would drop this write`,
         )
       const acknowledged = Number(waited?.[1] ?? 0)
       if (acknowledged < replicas)

@@ -78,6 +78,26 @@ describe('configuration from the environment', () => {
     )
     expect(() => loadConfig({ REDIS_SENTINELS: 'a:26379' })).toThrow(/^REDIS_SENTINELS needs REDIS_SENTINEL_NAME/)
     expect(() => loadConfig({ REDIS_SENTINEL_NAME: 'x' })).toThrow(/^REDIS_SENTINEL_NAME is for Redis under Sentinel/)
+    // A cluster: its nodes, with the password and TLS of REDIS_PASSWORD and REDIS_TLS, and nothing of Sentinel's.
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001', REDIS_PASSWORD: 'p' })
+    expect(cluster.clusterNodes).toEqual([
+      { host: '10.0.0.1', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+    ])
+    expect(cluster.layers).toEqual(['redis', 'files'])
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://h:1' })).toThrow(
+      /^REDIS_URL and REDIS_CLUSTER_NODES: set one, not both/,
+    )
+    expect(() => loadConfig({ ...sentinel, REDIS_URL: 'redis://h:1', REDIS_CLUSTER_NODES: 'a:7000' })).toThrow(
+      /^REDIS_URL and REDIS_SENTINELS and REDIS_CLUSTER_NODES: set one, not all three/,
+    )
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_SENTINEL_NAME: 'x' })).toThrow(
+      /^REDIS_SENTINEL_NAME is for Redis under Sentinel: set REDIS_SENTINELS too/,
+    )
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:70000' })).toThrow(
+      /^REDIS_CLUSTER_NODES: a:70000: the port must be 1-65535/,
+    )
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a' })).toThrow(/^REDIS_CLUSTER_NODES: /)
     expect(() => loadConfig({ REDIS_URL: 'redis://h:1', REDIS_PASSWORD: 'p' })).toThrow(/^REDIS_PASSWORD is for/)
     for (const bad of ['a', 'a:', ':26379', 'a:26379,', 'a:26379 b:1', 'a:123456'])
       expect(() => loadConfig({ ...sentinel, REDIS_SENTINELS: bad }), bad).toThrow(/^REDIS_SENTINELS: /)

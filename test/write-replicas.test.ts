@@ -59,7 +59,14 @@ describe('REDIS_WRITE_REPLICAS', () => {
     await startReplica()
     const second = await startReplica()
     await online(2)
-    const t = await buildTestApp({ REDIS_URL: master.url, REDIS_WRITE_REPLICAS: '1', CONFIG_HISTORY_MAX: '0' })
+    // (Timeouts long enough that a busy machine is not what leaves a write unconfirmed.)
+    const t = await buildTestApp({
+      REDIS_URL: master.url,
+      REDIS_WRITE_REPLICAS: '1',
+      REDIS_WRITE_REPLICAS_TIMEOUT_MS: '2000',
+      REDIS_COMMAND_TIMEOUT_MS: '5000',
+      CONFIG_HISTORY_MAX: '0',
+    })
     const ok = await post(t, 'held', { v: 1 })
     expect(ok.statusCode).toBe(200)
     // A replica that leaves could be the one a Sentinel promotes: the other still answers WAIT 1, but a write to
@@ -83,7 +90,7 @@ describe('REDIS_WRITE_REPLICAS', () => {
 
   it('rejects settings that cannot work, naming the variables', async () => {
     await expect(buildTestApp({ REDIS_URL: undefined, REDIS_WRITE_REPLICAS: '1' })).rejects.toThrow(
-      /REDIS_WRITE_REPLICAS is for writes to Redis: set REDIS_URL or REDIS_SENTINELS/,
+      /REDIS_WRITE_REPLICAS is for writes to Redis: set REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES/,
     )
     await expect(
       buildTestApp({

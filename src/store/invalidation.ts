@@ -5,7 +5,7 @@
 // While either connection is down the cache is switched off, since nothing would tell it about changes.
 
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { isValidKey } from '../../stores/layer.js'
 import { reasonOf } from '../errors.js'
 import type { ConfigCache } from './cache.js'
@@ -47,23 +47,39 @@ export function revisedKeys(message: Buffer | Buffer[] | null, prefix: string): 
   return revised
 }
 
-export function startInvalidation(opts: {
-  redis: Redis
-  subscriber: Redis
+interface InvalidationOptions {
   prefix: string
   cache: ConfigCache
   log: Logger
   /** Called for each key another writer changed (null: all of them, after FLUSHDB), once the cache dropped it;
    * `revised`: the change came with its revision (a write through another instance). */
-  onChange?: (key: string | null, revised: boolean) => void
-}): Invalidation {
+  onChange?: ((key: string | null, revised: boolean) => void) | undefined
+}
+
+export function startInvalidation(
+  opts: InvalidationOptions & {
+    redis: Redis
+    subscriber: Redis
+    /** Told whether this pair of connections is tracking (default: the cache is switched on and off with it). */
+    setActive?: (active: boolean) => void
+    /** The node they are connected to, in a cluster (for the log lines). */
+    node?: string
+  },
+): Invalidation {
   const { redis, subscriber, prefix, cache, log, onChange } = opts
   const channel = `${prefix}:invalidate`
   let setup: Promise<void> = Promise.resolve()
   let subscriberId: number | undefined
   let received = 0
+  let active = false
+  const setActive = (on: boolean) => {
+    active = on
+    ;(opts.setActive ?? ((a: boolean) => cache.setActive(a)))(on)
+  }
+  // Which node, in a cluster (each is tracked on connections of its own).
+  const where = opts.node === undefined ? {} : { node: opts.node }
 
-  cache.setActive(false)
+  setActive(false)
 
   subscriber.on('messageBuffer', (from: Buffer, message: Buffer | Buffer[] | null) => {
     const keys = changedKeys(from.toString(), message, prefix)
@@ -98,11 +114,14 @@ export function startInvalidation(opts: {
         prefix,
         'NOLOOP',
       )
-      cache.setActive(true)
-      log.info({ layer: 'redis' }, 'cache invalidation active')
+      setActive(true)
+      log.info({ layer: 'redis', ...where }, 'cache invalidation active')
     } catch (err) {
-      cache.setActive(false)
-      log.warn({ layer: 'redis', reason: reasonOf(err) }, 'cache invalidation could not be enabled; cache bypassed')
+      setActive(false)
+      log.warn(
+        { layer: 'redis', ...where, reason: reasonOf(err) },
+        'cache invalidation could not be enabled; cache bypassed',
+      )
     }
   }
 
@@ -110,8 +129,8 @@ export function startInvalidation(opts: {
     setup = setup.then(enable)
   }
   const onDown = () => {
-    if (cache.active) log.warn({ layer: 'redis' }, 'cache invalidation lost; cache bypassed until Redis is back')
-    cache.setActive(false)
+    if (active) log.warn({ layer: 'redis', ...where }, 'cache invalidation lost; cache bypassed until Redis is back')
+    setActive(false)
   }
   subscriber.on('close', () => {
     subscriberId = undefined
@@ -131,6 +150,78 @@ export function startInvalidation(opts: {
       } catch (err) {
         log.warn({ layer: 'redis', key, reason: reasonOf(err) }, 'could not announce a change to other instances')
       }
+    },
+  }
+}
+
+/** Invalidation in a Redis Cluster: every node the cluster client knows, masters and replicas, is tracked on a pair
+ * of connections of its own (tracking is per server). A replica sends the invalidations of the writes it replicates,
+ * so a promoted replica was tracked already; nodes that join (a resharding, a new replica) are tracked as the
+ * cluster client learns of them, and the ones that leave are dropped. The cache is on while every node is tracked.
+ * An announcement is published once, and reaches every node's subscribers (cluster pub/sub is broadcast). */
+export function startClusterInvalidation(
+  opts: InvalidationOptions & {
+    cluster: Cluster
+    /** A connection of its own to one node (`protocol` 2 for a subscriber). */
+    connect: (node: { host: string; port: number }, role: string, protocol?: 2) => Redis
+  },
+): Invalidation & { close(): Promise<void> } {
+  const { cluster, connect, cache } = opts
+  const nodes = new Map<string, { invalidation: Invalidation; active: boolean; clients: Redis[] }>()
+  const update = () => cache.setActive(nodes.size > 0 && [...nodes.values()].every((n) => n.active))
+  let settled: Promise<unknown> = Promise.resolve()
+  let past = 0 // notices received on nodes no longer tracked
+
+  /** Tracks the nodes the cluster client has now, and stops tracking the others. */
+  function sync(): void {
+    const now = new Map(cluster.nodes('all').map((n) => [`${n.options.host}:${n.options.port}`, n.options]))
+    for (const [id, node] of nodes)
+      if (!now.has(id)) {
+        past += node.invalidation.received()
+        nodes.delete(id)
+        for (const c of node.clients) c.disconnect()
+      }
+    for (const [id, { host, port }] of now) {
+      if (nodes.has(id) || host === undefined || port === undefined) continue
+      const redis = connect({ host, port }, 'tracking')
+      const subscriber = connect({ host, port }, 'invalidation', 2)
+      const node = { active: false, clients: [redis, subscriber], invalidation: undefined as unknown as Invalidation }
+      nodes.set(id, node)
+      node.invalidation = startInvalidation({
+        ...opts,
+        redis,
+        subscriber,
+        node: id,
+        setActive: (active) => {
+          node.active = active
+          update()
+        },
+      })
+      settled = Promise.all([settled, node.invalidation.settled()])
+    }
+    update()
+  }
+  cluster.on('refresh', sync)
+  cluster.on('+node', sync)
+  cluster.on('-node', sync)
+  cluster.on('ready', sync)
+  cache.setActive(false)
+
+  return {
+    settled: async () => {
+      await settled
+    },
+    received: () => [...nodes.values()].reduce((sum, n) => sum + n.invalidation.received(), past),
+    async announce(key) {
+      try {
+        await cluster.publish(`${opts.prefix}:invalidate`, key)
+      } catch (err) {
+        opts.log.warn({ layer: 'redis', key, reason: reasonOf(err) }, 'could not announce a change to other instances')
+      }
+    },
+    async close() {
+      for (const node of nodes.values()) for (const c of node.clients) c.disconnect()
+      nodes.clear()
     },
   }
 }

@@ -2,16 +2,17 @@
 // Both fail fast while Redis is down (no offline queue, no retries of a command), reconnect with a capped backoff,
 // and say once, in words an ops engineer can act on, what no retry will cure.
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import type { Layer } from '../../stores/layer.js'
 import { createRedisLayer } from '../../stores/redis-layer.js'
-import { createReplication, type Replication } from '../../stores/redis-replicas.js'
+import { createReplication, type RedisClient, type Replication } from '../../stores/redis-replicas.js'
 import { type AppConfig, truthy } from '../config.js'
 import { reasonOf } from '../errors.js'
 import type { ConfigCache } from './cache.js'
-import { type Invalidation, startInvalidation } from './invalidation.js'
+import { type Invalidation, startClusterInvalidation, startInvalidation } from './invalidation.js'
 
 type RedisClass = typeof import('ioredis').Redis
+type ClusterClass = typeof import('ioredis').Cluster
 
 /** How long writes stay unconfirmed after a replica left a master that stayed the master (stores/redis-replicas.ts):
  * longer than a Sentinel takes to demote the old master after a promotion. */
@@ -20,15 +21,18 @@ const REPLICA_HOLD_MS = 10_000
 /** What an ops engineer must fix, for the connection errors that no retry will cure; undefined for the others. */
 function misconfiguration(err: Error, config: AppConfig): string | undefined {
   const sentinel = config.sentinels !== undefined
-  const password = sentinel ? 'REDIS_PASSWORD' : 'REDIS_URL'
+  const cluster = config.clusterNodes !== undefined
+  const password = sentinel || cluster ? 'REDIS_PASSWORD' : 'REDIS_URL'
   if (err.message.startsWith('NOAUTH')) return `Redis requires a password (NOAUTH): put it in ${password}`
   if (err.message.startsWith('WRONGPASS')) return `Redis refused the user or password in ${password} (WRONGPASS)`
   if (sentinel && /All sentinels are unreachable/.test(err.message))
     return `no Sentinel in REDIS_SENTINELS answered for the master group ${config.REDIS_SENTINEL_NAME} (is REDIS_SENTINEL_NAME right, and REDIS_SENTINEL_PASSWORD?)`
-  const tls = sentinel ? truthy(config.REDIS_TLS) : config.REDIS_URL?.startsWith('rediss:') === true
+  if (cluster && /Failed to refresh slots cache|None of startup nodes is available/.test(err.message))
+    return 'no node in REDIS_CLUSTER_NODES answered as a member of a Redis Cluster (are the addresses right, and is cluster mode on?)'
+  const tls = sentinel || cluster ? truthy(config.REDIS_TLS) : config.REDIS_URL?.startsWith('rediss:') === true
   const code = (err as NodeJS.ErrnoException).code ?? ''
   if (tls && (/TLS|SSL/i.test(err.message) || /^(ERR_SSL|ERR_TLS|EPROTO|ECONNRESET|ETIMEDOUT)/.test(code)))
-    return `the TLS handshake with Redis failed: is the server speaking TLS on that port (${sentinel ? 'REDIS_TLS' : 'rediss:// in REDIS_URL'})?`
+    return `the TLS handshake with Redis failed: is the server speaking TLS on that port (${sentinel || cluster ? 'REDIS_TLS' : 'rediss:// in REDIS_URL'})?`
   return undefined
 }
 
@@ -46,12 +50,25 @@ function sentinelOptions(config: AppConfig) {
   }
 }
 
+/** The password and TLS of REDIS_PASSWORD and REDIS_TLS, for a cluster's nodes. */
+const nodeAuth = (config: AppConfig) => ({
+  ...(config.REDIS_PASSWORD === undefined ? {} : { password: config.REDIS_PASSWORD }),
+  ...(truthy(config.REDIS_TLS) ? { tls: {} } : {}),
+})
+
+interface ConnectOptions {
+  protocol?: 2
+  blocking?: boolean
+  /** One node of a cluster, on its own (cache invalidation). */
+  node?: { host: string; port: number }
+}
+
 function connectRedis(
   Client: RedisClass,
   config: AppConfig,
   log: Logger,
   role: string,
-  { protocol, blocking = false }: { protocol?: 2; blocking?: boolean } = {},
+  { protocol, blocking = false, node }: ConnectOptions = {},
 ) {
   const options = {
     connectionName: `config-store:${role}`,
@@ -64,10 +81,21 @@ function connectRedis(
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     ...(protocol === undefined ? {} : { protocol }),
   } satisfies RedisOptions
-  const redis =
-    config.sentinels === undefined
-      ? new Client(config.REDIS_URL as string, options)
-      : new Client({ ...sentinelOptions(config), ...options })
+  const redis: RedisClient =
+    node !== undefined
+      ? new Client({ ...node, ...nodeAuth(config), ...options })
+      : config.clusterNodes !== undefined
+        ? new (Client as unknown as { Cluster: ClusterClass }).Cluster(config.clusterNodes, {
+            redisOptions: { ...nodeAuth(config), ...options },
+            enableOfflineQueue: false,
+            // Writes go to masters; reads too, so that a read after a write sees it (no replica lag).
+            scaleReads: 'master',
+            clusterRetryStrategy: options.retryStrategy,
+            slotsRefreshTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
+          })
+        : config.sentinels === undefined
+          ? new Client(config.REDIS_URL as string, options)
+          : new Client({ ...sentinelOptions(config), ...options })
   let up = false
   let everUp = false
   let reported: string | undefined
@@ -96,12 +124,12 @@ function connectRedis(
 export interface OpenedRedis {
   layer: Layer
   /** The command connection (shared by the failed-auth rate limit). */
-  redis: Redis
+  redis: RedisClient
   /** How writes are sent and confirmed (REDIS_WRITE_REPLICAS). */
   replication: Replication
   invalidation: Invalidation
   /** A connection of its own for the change feed's blocking reads (no command timeout), closed with the others. */
-  connectFeed(): Redis
+  connectFeed(): RedisClient
   /** Resolves once both connections answered or failed their first connect, and invalidation was set up. */
   connected: Promise<void>
   close(): Promise<void>
@@ -137,17 +165,35 @@ export async function openRedis(
     maxBytes: config.CONFIG_CACHE_MAX_BYTES / 4,
     maxNodes: config.CONFIG_MAX_NODES,
   })
-  // RESP2 for the subscriber: ioredis passes on tracking invalidations only as pub/sub messages.
-  const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 }).redis
   const prefix = config.CONFIG_STORE_REDIS_PREFIX
-  const invalidation = startInvalidation({ redis, subscriber, prefix, cache, log, onChange })
-  const clients = [redis, subscriber]
+  const clients: RedisClient[] = [redis]
+  // RESP2 for a subscriber: ioredis passes on tracking invalidations only as pub/sub messages.
+  const connectNode = (node: { host: string; port: number }, role: string, protocol?: 2) =>
+    connectRedis(Client, config, log, role, { node, ...(protocol === undefined ? {} : { protocol }) }).redis as Redis
+  let closeInvalidation = async () => {}
+  let invalidation: Invalidation
+  if (redis.isCluster) {
+    const cluster = startClusterInvalidation({
+      cluster: redis as Cluster,
+      connect: connectNode,
+      prefix,
+      cache,
+      log,
+      onChange,
+    })
+    invalidation = cluster
+    closeInvalidation = () => cluster.close()
+  } else {
+    const subscriber = connectRedis(Client, config, log, 'invalidation', { protocol: 2 }).redis as Redis
+    invalidation = startInvalidation({ redis: redis as Redis, subscriber, prefix, cache, log, onChange })
+    clients.push(subscriber)
+  }
   const connectFeed = () => {
     const feed = connectRedis(Client, config, log, 'feed', { blocking: true }).redis
     clients.push(feed)
     return feed
   }
-  const firstConnect = (c: Redis) =>
+  const firstConnect = (c: RedisClient) =>
     new Promise<void>((resolve) => {
       if (c.status === 'ready') return resolve()
       c.once('ready', () => resolve())
@@ -155,7 +201,7 @@ export async function openRedis(
     })
   // QUIT lets replies in flight arrive; a client that is not connected would wait for a reconnect that may never
   // come (and hold the shutdown until its deadline), so it is just disconnected.
-  const quit = (c: Redis) =>
+  const quit = (c: RedisClient) =>
     c.status === 'ready'
       ? c.quit().then(
           () => undefined,
@@ -170,6 +216,7 @@ export async function openRedis(
     connectFeed,
     connected: Promise.all(clients.map(firstConnect)).then(() => invalidation.settled()),
     close: async () => {
+      await closeInvalidation()
       await Promise.all(clients.map(quit))
     },
   }

@@ -3,10 +3,10 @@
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { Redis } from 'ioredis'
 import { createFileLayer, type FileLayer, magicLinkAliases } from '../../stores/file-layer.js'
 import type { Layer } from '../../stores/layer.js'
 import type { PhpLayer } from '../../stores/php-layer.js'
+import type { RedisClient } from '../../stores/redis-replicas.js'
 import type { AppConfig } from '../config.js'
 import { reasonOf } from '../errors.js'
 import { ConfigCache } from './cache.js'
@@ -21,7 +21,7 @@ import { createValidator, type DocumentValidator } from './validation.js'
 export interface OpenedStore {
   store: ConfigStore
   /** The Redis command connection, when Redis is configured (shared by the failed-auth rate limit). */
-  redis: Redis | undefined
+  redis: RedisClient | undefined
   /** Resolves once Redis answered (and cache invalidation is set up) or failed its first connect, so a fresh
    * process does not start on a fallback. */
   connected: Promise<void>
@@ -99,6 +99,11 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
             feedMax: config.CONFIG_FEED_MAX,
             connect: opened.connectFeed,
             replication: opened.replication,
+            onEventLost: (key, reason) =>
+              log.warn(
+                { key, reason },
+                `a revision of ${key} was recorded, but its change event could not be added to the feed`,
+              ),
             current: async (key) => {
               const r = await primary.get(key)
               if (r.state === 'unavailable') throw new Error(r.reason)

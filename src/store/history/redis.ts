@@ -3,9 +3,9 @@
 //   <prefix>:history:{<prefix><key>}  a list of revisions (JSON), newest first, at most CONFIG_HISTORY_MAX
 //   <prefix>:docs:{<prefix><key>}     a hash: revision number → the document's text as it was stored, and `head`
 //   <prefix>:changes                  the change feed, a Redis Stream (XADD … MAXLEN ~ CONFIG_FEED_MAX)
-// The braces put a key's history in the slot of the key itself. A write, its revision and its event are one script.
-import type { Redis } from 'ioredis'
-import { type Commands, createReplication, type Replication } from '../../../stores/redis-replicas.js'
+// The braces put a key's history in the slot of the key itself. A write, its revision and its event are one script;
+// in a Redis Cluster, where the feed lives in a slot of its own, the event is added right after it.
+import { type Commands, createReplication, type RedisClient, type Replication } from '../../../stores/redis-replicas.js'
 import { LayerUnavailableError, reasonOf } from '../../errors.js'
 import {
   type Change,
@@ -29,7 +29,9 @@ const APPEND = `
 local n, before, latest = 0, nil, false
 -- Every name is read first: one holding the wrong type fails the script before it writes anything.
 local len = redis.call('LLEN', KEYS[2])
-redis.call('XLEN', KEYS[4])
+-- In a Redis Cluster the feed is in another slot, so the service adds the event after the script (no KEYS[4]).
+local feed = KEYS[4]
+if feed then redis.call('XLEN', feed) end
 local head = redis.call('HGET', KEYS[3], 'head')
 if head then
   local num, sha = string.match(head, '^(%d+) (%x*)$')
@@ -58,7 +60,8 @@ local function append(n, op, json, sha, meta, max, feedMax, key, time, actor, vi
     redis.call('LTRIM', KEYS[2], 0, max - 1)
     for old = n - len, n - max do redis.call('HDEL', KEYS[3], old) end
   end
-  return redis.call('XADD', KEYS[4], 'MAXLEN', '~', feedMax, '*', 'key', key, 'revision', n, 'time', time,
+  if not feed then return '' end
+  return redis.call('XADD', feed, 'MAXLEN', '~', feedMax, '*', 'key', key, 'revision', n, 'time', time,
     'actor', actor, 'via', via, 'op', op, 'sha256', sha, 'source', source)
 end
 `
@@ -115,21 +118,24 @@ return {1, n + 1, id, before or ''}`
 const metaOf = (r: Pick<Revision, 'time' | 'actor' | 'via' | 'source'>) =>
   JSON.stringify({ time: r.time, actor: r.actor, via: r.via, source: r.source }).slice(1)
 
-type Script = (...args: (string | number)[]) => Promise<unknown[]>
-type Scripts = Record<string, Script>
+type Scripts = Record<string, (...args: (string | number)[]) => unknown>
+/** What a script's revision holds besides its number and the sha256 before it. */
+type RevisionMeta = Omit<Revision, 'revision' | 'before'>
 
 export interface RedisHistoryOptions {
-  redis: Redis
+  redis: RedisClient
   prefix: string
   max: number
   feedMax: number
   /** A connection of its own for the feed's blocking reads (made when the first listener comes). */
-  connect: () => Redis
+  connect: () => RedisClient
   /** The primary's copy now, when a write finds an external change not yet recorded. */
   current: (key: string) => Promise<Seen | undefined>
   onListeners?: (count: number) => void
   /** How writes are sent and confirmed (REDIS_WRITE_REPLICAS); default: on their own. */
   replication?: Replication
+  /** A revision recorded in a cluster whose feed event could not be added after it. */
+  onEventLost?: (key: string, reason: string) => void
 }
 
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/
@@ -159,24 +165,39 @@ function eventOf(id: string, fields: string[]): FeedEvent {
 
 export function createRedisHistory(opts: RedisHistoryOptions): History {
   const { redis, prefix, max, feedMax } = opts
+  const stream = `${prefix}:changes`
+  // A cluster cannot run a script over keys of several slots: the feed is left out of the script's keys there.
+  const cluster = redis.isCluster
   const names = (key: string) => {
     const full = `${prefix}${key}`
-    return [full, `${prefix}:history:{${full}}`, `${prefix}:docs:{${full}}`, `${prefix}:changes`]
+    const own = [full, `${prefix}:history:{${full}}`, `${prefix}:docs:{${full}}`]
+    return cluster ? own : [...own, stream]
   }
-  const stream = `${prefix}:changes`
   const replication = opts.replication ?? createReplication({ redis, replicas: 0, timeoutMs: 0, holdMs: 0 })
-  /** A script, sent through `replication`: its reply. */
+  /** A script, sent through `replication`: its reply. In a cluster, the event of the revision it recorded is added
+   * after it (`event`: its fields but the revision); when that fails, the revision stands and the feed misses it. */
   const script = (name: string, lua: string) => {
-    redis.defineCommand(name, { numberOfKeys: 4, lua })
-    return (...args: (string | number)[]) =>
-      replication.write<unknown[]>((c: Commands) => (c as unknown as Scripts)[name]?.(...args))
+    redis.defineCommand(name, { numberOfKeys: cluster ? 3 : 4, lua })
+    return async (key: string, args: (string | number)[], rev: RevisionMeta) => {
+      const send = (c: Commands) => (c as unknown as Scripts)[name]?.(...names(key), ...args)
+      const reply = await replication.write<unknown[]>(send)
+      if (!cluster || reply[0] !== 1) return reply
+      const { time, actor, via, op, after, source } = rev
+      const fields = { key, revision: reply[1], time, actor, via, op, sha256: after ?? '', source }
+      try {
+        reply[2] = await redis.xadd(stream, 'MAXLEN', '~', feedMax, '*', ...Object.entries(fields).flat().map(String))
+      } catch (err) {
+        opts.onEventLost?.(key, reasonOf(err))
+      }
+      return reply
+    }
   }
   const write = script('configStoreWrite', WRITE)
   const observeScript = script('configStoreObserve', OBSERVE)
   const recordScript = script('configStoreRecord', RECORD)
   const queue = new KeyQueue()
   // The scripts answer {1, revision, feed id, the sha256 before ('' for none)}.
-  const recorded = (reply: unknown[], rev: Omit<Revision, 'revision' | 'before'>): Recorded => ({
+  const recorded = (reply: unknown[], rev: RevisionMeta): Recorded => ({
     id: String(reply[2]),
     revision: { revision: Number(reply[1]), before: reply[3] ? String(reply[3]) : null, ...rev },
   })
@@ -190,14 +211,14 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     const raw = seen?.raw ?? seen?.json ?? ''
     const meta = metaOf({ time, actor: 'external', via: 'external', source })
     const args = [seen === undefined ? '1' : '0', raw, sha, time, max, feedMax, key, source, meta]
-    const reply = await observeScript(...names(key), ...args)
-    if (reply[0] !== 1) return undefined
     const op = seen === undefined ? 'delete' : 'write'
-    return recorded(reply, { time, actor: 'external', via: 'external', op, after: sha || null, source })
+    const rev: RevisionMeta = { time, actor: 'external', via: 'external', op, after: sha || null, source }
+    const reply = await observeScript(key, args, rev)
+    return reply[0] === 1 ? recorded(reply, rev) : undefined
   }
 
   const listeners = new Listeners(opts.onListeners)
-  let reader: Redis | undefined
+  let reader: RedisClient | undefined
   let reading = false
   let starting: Promise<void> = Promise.resolve()
 
@@ -290,11 +311,12 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       const sha = json === null ? '' : sha256Hex(json)
       const meta = metaOf({ time, ...by, source: 'redis' })
       const args = [mode, expected ?? '', json ?? '', sha, time, by.actor, by.via, max, feedMax, key, op, meta]
+      const rev: RevisionMeta = { time, ...by, op, after: sha || null, source: 'redis' }
       for (let attempt = 0; ; attempt++) {
-        const reply = await write(...names(key), ...args)
+        const reply = await write(key, args, rev)
         if (reply[0] === 0) return false
         if (reply[0] === 2) return 'absent'
-        if (reply[0] === 1) return recorded(reply, { time, ...by, op, after: sha || null, source: 'redis' })
+        if (reply[0] === 1) return recorded(reply, rev)
         // The key holds a change its history does not: recorded first, as external, then written again.
         if (attempt >= 5) throw new LayerUnavailableError('redis', `${key} keeps changing outside the service`)
         await observe(key, await opts.current(key), 'redis').catch(() => undefined)
@@ -306,8 +328,8 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       const { actor, via } = change.by
       const meta = metaOf({ time: change.time, actor, via, source: change.source })
       const args = [change.json ?? '', sha, change.time, actor, via, max, feedMax, change.source, op, key, meta]
-      const reply = await recordScript(...names(key), ...args)
-      return recorded(reply, { time: change.time, actor, via, op, after: sha || null, source: change.source })
+      const rev: RevisionMeta = { time: change.time, actor, via, op, after: sha || null, source: change.source }
+      return recorded(await recordScript(key, args, rev), rev)
     },
     observe: (key, current, source) => queue.run(key, async () => observe(key, await current(), source)),
     async list(key, limit, before) {

@@ -1,0 +1,277 @@
+// A Redis Cluster (README "Running highly available"): a real one on loopback — 3 masters with 1 replica each — and
+// two instances that reach it through REDIS_CLUSTER_NODES. Everything a single Redis does works with keys spread
+// over every master; then, under a steady read and write load, a replica is promoted, a master is SIGKILLed and the
+// slot holding a config key is resharded: no acknowledged write lost, reads never fail, invalidation holds.
+import { spawnSync } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
+import { Cluster, Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ClusterTopology, startClusterTopology, startRedisServer } from '../scripts/redis-server.js'
+import { bearer, buildTestApp } from './helpers/app.js'
+import { sse } from './helpers/sse.js'
+import { sleep, until } from './helpers/wait.js'
+
+let topology: ClusterTopology
+let admin: Cluster
+beforeAll(async () => {
+  topology = await startClusterTopology()
+  admin = new Cluster([{ host: '127.0.0.1', port: topology.nodes[0]?.port as number }])
+}, 60_000)
+afterAll(async () => {
+  admin?.disconnect()
+  await topology?.stop()
+})
+
+type App = Awaited<ReturnType<typeof buildTestApp>>
+const env = () => ({
+  REDIS_URL: undefined,
+  REDIS_CLUSTER_NODES: topology.addresses,
+  REDIS_WRITE_REPLICAS: '1',
+  CONFIG_HISTORY_MAX: '100000',
+})
+const get = async (t: App, key: string) =>
+  (await t.app.inject({ url: `/api/config/${key}`, headers: bearer('read') })).json()
+const post = (t: App, key: string, payload: object) =>
+  t.app.inject({ method: 'POST', url: `/api/config/${key}`, headers: bearer('write'), payload })
+
+/** The master (its port) serving `key`'s slot, as the nodes say now. */
+async function masterOf(full: string): Promise<{ port: number; id: string; slot: number }> {
+  const slot = (await admin.cluster('KEYSLOT', full)) as number
+  const slots = (await admin.cluster('SLOTS')) as unknown as Array<[number, number, [string, number, string]]>
+  const range = slots.find(([from, to]) => slot >= from && slot <= to)
+  if (range === undefined) throw new Error(`no master serves slot ${slot}`)
+  return { port: range[2][1], id: range[2][2], slot }
+}
+
+/** Both instances hold `key` in their caches; an external write of it on its master then reaches both within
+ * 200 ms (only a change notice can tell them). */
+async function invalidationReachesBoth(a: App, b: App, key: string, v: string): Promise<void> {
+  if ((await get(a, key)).status !== 'success') expect((await post(a, key, { v: 'before' })).statusCode).toBe(200)
+  for (const t of [a, b])
+    await until(
+      async () => (await get(t, key)).status === 'success' && t.app.store.readCached(key) !== undefined,
+      5000,
+      20,
+    )
+  await admin.set(`${a.prefix}${key}`, JSON.stringify({ v, _updated_at: new Date().toISOString() }))
+  const started = Date.now()
+  for (const t of [a, b]) await until(async () => (await get(t, key)).data?.v === v, 1000, 5)
+  expect(Date.now() - started, `${v}: the external write seen by both instances`).toBeLessThanOrEqual(200)
+}
+
+describe('Redis Cluster', () => {
+  it('does all a single Redis does, with keys on every master', async () => {
+    const a = await buildTestApp(env())
+    const b = await buildTestApp({ ...env(), CONFIG_STORE_REDIS_PREFIX: a.prefix })
+    const keys = Array.from({ length: 24 }, (_, i) => `k${i}`)
+    for (const key of keys) expect((await post(a, key, { key })).statusCode).toBe(200)
+    const masters = new Set(await Promise.all(keys.map(async (k) => (await masterOf(`${a.prefix}${k}`)).port)))
+    expect(masters.size).toBe(3)
+    // The list scans every master.
+    const list = (await a.app.inject({ url: '/api/config', headers: bearer('read') })).json()
+    expect(list.keys.map((k: { key: string }) => k.key)).toEqual(expect.arrayContaining(keys))
+    // A conditional write: If-Match holds with the current tag, 412 with an old one.
+    const first = await a.app.inject({ url: '/api/config/k1', headers: bearer('read') })
+    const etag = first.headers.etag as string
+    const patched = await a.app.inject({
+      method: 'PATCH',
+      url: '/api/config/k1',
+      headers: { ...bearer('write'), 'if-match': etag },
+      payload: { extra: 1 },
+    })
+    expect(patched.statusCode).toBe(200)
+    const stale = await a.app.inject({
+      method: 'PATCH',
+      url: '/api/config/k1',
+      headers: { ...bearer('write'), 'if-match': etag },
+      payload: { extra: 2 },
+    })
+    expect(stale.statusCode).toBe(412)
+    // History and the change feed (its stream is in another slot than any key).
+    await a.app.listen({ port: 0, host: '127.0.0.1' })
+    const feed = await sse(
+      `http://127.0.0.1:${(a.app.server.address() as AddressInfo).port}/api/changes`,
+      bearer('admin'),
+    )
+    try {
+      expect((await post(b, 'k2', { key: 'k2', v: 2 })).statusCode).toBe(200)
+      const deleted = await a.app.inject({ method: 'DELETE', url: '/api/config/k3', headers: bearer('admin') })
+      expect(deleted.statusCode).toBe(200)
+      expect((await get(a, 'k3')).code).toBe('CONFIG_NOT_FOUND')
+      const changes = (await feed.waitFor(2)).map((e) => JSON.parse(e.data))
+      expect(changes.map((c) => [c.key, c.op, c.revision])).toEqual([
+        ['k2', 'write', 2],
+        ['k3', 'delete', 2],
+      ])
+    } finally {
+      feed.close()
+    }
+    const history = (await a.app.inject({ url: '/api/config/k1/history', headers: bearer('read') })).json()
+    expect(history.revisions.map((r: { revision: number }) => r.revision)).toEqual([2, 1])
+    // The migration lock, in a slot of its own.
+    const migrate = await a.app.inject({
+      method: 'POST',
+      url: '/api/migrate_configs_to_redis',
+      headers: bearer('admin'),
+      payload: { dryRun: true },
+    })
+    expect(migrate.statusCode).toBe(200)
+    // /ready names the topology and, to authenticated callers, the masters.
+    const ready = (await a.app.inject({ url: '/ready', headers: bearer('read') })).json()
+    expect(ready.redis.topology).toBe('cluster')
+    expect(ready.redis.masters).toHaveLength(3)
+    // Cache invalidation from every master.
+    for (const key of ['k4', 'k5', 'k6', 'k7', 'k8', 'k9']) await invalidationReachesBoth(a, b, key, `external ${key}`)
+  }, 60_000)
+
+  it('a replica promoted, a master SIGKILLed, a slot resharded, under load: nothing acknowledged lost', async () => {
+    const a = await buildTestApp(env())
+    const b = await buildTestApp({ ...env(), CONFIG_STORE_REDIS_PREFIX: a.prefix })
+    // A key in the lowest slot of its master: `redis-cli --cluster reshard` moves a source's lowest slots first.
+    const lowest = async (port: number) => {
+      const slots = (await admin.cluster('SLOTS')) as unknown as Array<[number, number, [string, number, string]]>
+      return Math.min(...slots.filter((s) => s[2][1] === port).map(([from]) => from))
+    }
+    const target = topology.nodes[0]?.port as number
+    const firstSlot = await lowest(target)
+    const inSlot: string[] = []
+    for (let i = 0; inSlot.length < 2; i++)
+      if ((await admin.cluster('KEYSLOT', `${a.prefix}m${i}`)) === firstSlot) inSlot.push(`m${i}`)
+    const [moved, movedQuiet] = inSlot as [string, string]
+    const watched = ['w0', 'w1', 'w2', moved]
+    for (const key of [...watched, movedQuiet]) expect((await post(a, key, { n: 0 })).statusCode).toBe(200)
+    /** A key the load does not write, on the master that serves `key` now (for the invalidation checks). */
+    const quietBeside = async (key: string) => {
+      const { port } = await masterOf(`${a.prefix}${key}`)
+      for (let i = 0; ; i++) if ((await masterOf(`${a.prefix}q${i}`)).port === port) return `q${i}`
+    }
+
+    const reads = { ok: 0, failed: [] as unknown[] }
+    const writes: Record<string, number> = {}
+    const acknowledged: Array<{ key: string; n: number; revision: number }> = []
+    let loading = true
+    let phase = 'before'
+    const reader = (async () => {
+      while (loading) {
+        for (const t of [a, b])
+          for (const key of watched) {
+            const r = await get(t, key)
+            if (r.status === 'success') reads.ok++
+            else reads.failed.push({ ...r, key, phase })
+          }
+        await sleep(5)
+      }
+    })()
+    const writer = async (key: string) => {
+      for (let n = 1; loading; n++) {
+        const w = await post(n % 2 === 0 ? a : b, key, { n })
+        const outcome = w.statusCode === 200 ? 'ok' : String(w.json().code)
+        writes[outcome] = (writes[outcome] ?? 0) + 1
+        if (w.statusCode === 200) acknowledged.push({ key, n, revision: w.json().meta.revision })
+        else await sleep(5)
+      }
+    }
+    const load = Promise.all([reader, ...watched.map(writer)])
+    try {
+      await sleep(500)
+      // A replica promoted by hand (CLUSTER FAILOVER: the master hands over once the replica has caught up).
+      phase = 'CLUSTER FAILOVER'
+      const { id } = await masterOf(`${a.prefix}w0`)
+      const nodes = (await admin.cluster('NODES')) as string
+      const replicaLine = nodes.split('\n').find((l) => l.includes(`slave ${id}`)) as string
+      const replicaPort = Number(replicaLine.split(' ')[1]?.split(':')[1]?.split('@')[0])
+      const replica = new Redis({ port: replicaPort })
+      await replica.cluster('FAILOVER')
+      replica.disconnect()
+      await until(async () => (await masterOf(`${a.prefix}w0`)).port === replicaPort, 20_000, 100)
+      await until(async () => (await post(a, 'w0', { n: -1 })).statusCode === 200, 10_000, 100)
+      await invalidationReachesBoth(a, b, await quietBeside('w0'), 'after CLUSTER FAILOVER')
+
+      // A master killed: the cluster promotes its replica once the node timeout passes.
+      phase = 'SIGKILL of a master'
+      const victim = (await masterOf(`${a.prefix}w1`)).port
+      await topology.nodes.find((n) => n.port === victim)?.kill()
+      await until(
+        async () => (await masterOf(`${a.prefix}w1`).catch(() => ({ port: victim }))).port !== victim,
+        20_000,
+        100,
+      )
+      // Its shard has no replica left, so REDIS_WRITE_REPLICAS=1 holds its writes unconfirmed until the killed node
+      // is back, as a replica of the new master.
+      const killed = topology.nodes.find((n) => n.port === victim)
+      await killed?.start()
+      await until(async () => (await post(a, 'w1', { n: -1 })).statusCode === 200, 20_000, 100)
+      await invalidationReachesBoth(a, b, await quietBeside('w1'), 'after SIGKILL')
+
+      // The slot holding `moved` resharded to another master, its key migrated while it is read and written.
+      phase = 'reshard'
+      const from = await masterOf(`${a.prefix}${moved}`)
+      const to = (await admin.cluster('SLOTS')) as unknown as Array<[number, number, [string, number, string]]>
+      const destination = to.map((s) => s[2]).find(([, port]) => port !== from.port && port !== victim) as [
+        string,
+        number,
+        string,
+      ]
+      const reshard = spawnSync(
+        'redis-cli',
+        [
+          '--cluster',
+          'reshard',
+          `127.0.0.1:${from.port}`,
+          '--cluster-from',
+          from.id,
+          '--cluster-to',
+          destination[2],
+          '--cluster-slots',
+          '1',
+          '--cluster-yes',
+        ],
+        { encoding: 'utf8' },
+      )
+      expect(reshard.status, reshard.stdout + reshard.stderr).toBe(0)
+      await until(async () => (await masterOf(`${a.prefix}${moved}`)).port === destination[1], 10_000, 50)
+      await until(async () => (await post(a, moved, { n: -1 })).statusCode === 200, 10_000, 100)
+      await invalidationReachesBoth(a, b, movedQuiet, 'after reshard')
+      phase = 'done'
+    } finally {
+      loading = false
+      await load
+    }
+    expect(reads.failed).toEqual([])
+    expect(reads.ok).toBeGreaterThan(0)
+    expect(Object.keys(writes).every((o) => ['ok', 'STORE_UNAVAILABLE', 'WRITE_OUTCOME_UNKNOWN'].includes(o))).toBe(
+      true,
+    )
+    expect(acknowledged.length).toBeGreaterThan(100)
+    const lost: typeof acknowledged = []
+    for (const w of acknowledged) {
+      const doc = await admin.hget(`${a.prefix}:docs:{${a.prefix}${w.key}}`, String(w.revision))
+      if (doc === null || JSON.parse(doc).n !== w.n) lost.push(w)
+    }
+    expect(
+      lost,
+      `${lost.length} of ${acknowledged.length} acknowledged writes lost (${JSON.stringify(writes)})`,
+    ).toEqual([])
+  }, 120_000)
+})
+
+describe('Redis Cluster, misconfigured', () => {
+  it('nodes that are no cluster: one ERROR line naming REDIS_CLUSTER_NODES, reads served from files', async () => {
+    const plain = await startRedisServer({ persist: false })
+    try {
+      const t = await buildTestApp({ REDIS_URL: undefined, REDIS_CLUSTER_NODES: `127.0.0.1:${plain.port}` })
+      await until(async () => t.logs.some((l) => l.level === 50), 5000, 20)
+      await sleep(1500) // the retries that follow do not repeat it
+      const errors = t.logs.filter((l) => l.level === 50).map((l) => String(l.msg))
+      expect(errors).toEqual([
+        expect.stringMatching(/no node in REDIS_CLUSTER_NODES answered as a member of a Redis Cluster/),
+      ])
+      const ready = (await t.app.inject({ url: '/ready', headers: bearer('read') })).json()
+      expect(ready.degraded).toBe(true)
+      expect(ready.redis).toEqual({ topology: 'cluster', masters: [] })
+      expect((await post(t, 'x', { v: 1 })).json().code).toBe('STORE_UNAVAILABLE')
+    } finally {
+      await plain.stop()
+    }
+  })
+})
