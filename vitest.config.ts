@@ -18,7 +18,7 @@ export default defineConfig({
       reporter: ['text-summary'],
       // The level the suite reached when these were set (a little under it, for branches that depend on timing):
       // coverage may rise, never quietly drop.
-      thresholds: { statements: 95, branches: 90.5, functions: 94, lines: 96.5 },
+      thresholds: { statements: 95.5, branches: 90.8, functions: 94.5, lines: 97 },
     },
   },
 })

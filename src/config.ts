@@ -92,6 +92,10 @@ export const EnvSchema = Type.Object({
   MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 1024, description: 'open client connections at once' }),
   REDIS_CONNECT_TIMEOUT_MS: Ms(1000, 'Redis connect timeout'),
   REDIS_COMMAND_TIMEOUT_MS: Ms(500, 'Redis command timeout'),
+  REDIS_READ_FROM: Type.Union([Type.Literal('master'), Type.Literal('replica')], {
+    default: 'master',
+    description: 'replica: while the master cannot be read, read a replica (answers marked stale)',
+  }),
   REDIS_WRITE_REPLICAS: Type.Integer({
     minimum: 0,
     maximum: 100,
@@ -309,6 +313,10 @@ function redisTopology(e: Env): { sentinels?: Address[]; clusterNodes?: Address[
       ['REDIS_PASSWORD', 'REDIS_TLS'],
       'Redis under Sentinel or a Redis Cluster',
       'REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put the password and rediss:// in the URL)',
+    )
+  if (e.REDIS_READ_FROM === 'replica' && e.REDIS_SENTINELS === undefined && e.REDIS_CLUSTER_NODES === undefined)
+    throw new ConfigError(
+      'REDIS_READ_FROM=replica needs REDIS_SENTINELS or REDIS_CLUSTER_NODES: they name the replicas (a REDIS_URL names one server)',
     )
   if (e.REDIS_CLUSTER_NODES !== undefined)
     return { clusterNodes: addresses('REDIS_CLUSTER_NODES', e.REDIS_CLUSTER_NODES) }

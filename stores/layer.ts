@@ -20,6 +20,8 @@ export interface Hit {
   readonly raw?: string
   /** The document's strong ETag, when the layer keeps it (computed once per stored text). */
   readonly etag?: string
+  /** Read from a Redis replica while the master could not be read (REDIS_READ_FROM=replica): it may lag behind. */
+  readonly stale?: true
 }
 
 /** A read never returns a bare `{}`: it is a hit, an answered absence, or a layer that could not answer. */

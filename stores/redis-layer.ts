@@ -14,6 +14,8 @@ export interface RedisLayerOptions extends Partial<TextReaderOptions> {
   connectionError?: () => string | undefined
   /** How writes are sent and confirmed (REDIS_WRITE_REPLICAS); default: on their own. */
   replication?: Replication
+  /** A connection to a replica, read when the master cannot be (REDIS_READ_FROM=replica). */
+  replica?: RedisClient
 }
 
 export interface RedisLayer extends Layer {
@@ -41,10 +43,23 @@ export function createRedisLayer({
   prefix,
   connectionError,
   replication = createReplication({ redis, replicas: 0, timeoutMs: 0, holdMs: 0 }),
+  replica,
   ...limits
 }: RedisLayerOptions): RedisLayer {
   const unavailable = (err: unknown) => new LayerUnavailableError('redis', reasonOf(err), err)
   const reader = new TextReader({ ...textReaderDefaults, ...limits })
+
+  /** The master could not be read (`reason`): a replica's copy, marked stale, when one is configured and holds the
+   * key. A replica that does not hold it (it may lag) tells nothing: the layer is unavailable. */
+  async function fromReplica(key: string, reason: string): Promise<ReadResult> {
+    const down = { state: 'unavailable', reason } as const
+    if (replica === undefined || replica.status !== 'ready') return down
+    const json = await replica.get(prefix + key).catch(() => null)
+    const hit = json === null ? undefined : reader.hit(key, json)
+    if (hit === undefined || typeof hit === 'string') return down
+    const { json: text, updatedAt, doc, etag } = hit // (a TextHit's fields are getters: copied one by one)
+    return { state: 'hit', json: text, updatedAt, doc, ...(etag === undefined ? {} : { etag }), stale: true }
+  }
 
   return {
     name: 'redis',
@@ -52,12 +67,12 @@ export function createRedisLayer({
 
     async get(key: string): Promise<ReadResult> {
       // Known down: answer at once, without making ioredis build and throw an error per read.
-      if (redis.status !== 'ready') return { state: 'unavailable', reason: `Redis connection is ${redis.status}` }
+      if (redis.status !== 'ready') return fromReplica(key, `Redis connection is ${redis.status}`)
       let json: string | null
       try {
         json = await redis.get(prefix + key)
       } catch (err) {
-        return { state: 'unavailable', reason: reasonOf(err) }
+        return fromReplica(key, reasonOf(err))
       }
       if (json === null) return { state: 'absent' }
       const hit = reader.hit(key, json)

@@ -253,6 +253,29 @@ describe('Redis Cluster', () => {
       `${lost.length} of ${acknowledged.length} acknowledged writes lost (${JSON.stringify(writes)})`,
     ).toEqual([])
   }, 120_000)
+
+  it('REDIS_READ_FROM=replica: while a master is down, its replica serves what it holds, marked stale', async () => {
+    const prefix = `test:replica-reads:${Date.now()}:`
+    await admin.set(`${prefix}lagging`, JSON.stringify({ v: 2, _updated_at: new Date().toISOString() }))
+    const { port } = await masterOf(`${prefix}lagging`)
+    const master = new Redis({ port })
+    await master.wait(1, 1000)
+    master.disconnect()
+    // Neither instance has read the key: no last-known-good copy of it anywhere.
+    const base = { ...env(), CONFIG_STORE_REDIS_PREFIX: prefix }
+    const withReplica = await buildTestApp({ ...base, REDIS_READ_FROM: 'replica' })
+    const plain = await buildTestApp(base)
+    const read = async (t: App) => (await t.app.inject({ url: '/api/config/lagging', headers: bearer('read') })).json()
+    expect((await read(withReplica)).meta.stale).toBeUndefined() // the master answers
+    await topology.nodes.find((n) => n.port === port)?.kill()
+    // Until the cluster promotes the replica (after its node timeout), the master is gone.
+    await until(async () => (await read(withReplica)).meta?.stale === true, 1000, 10)
+    const fromPlain = await read(plain)
+    const stale = await read(withReplica)
+    expect(stale.data.v).toBe(2)
+    expect(stale.meta).toMatchObject({ source: 'redis', stale: true })
+    expect(fromPlain.code).toBe('STORE_UNAVAILABLE')
+  }, 30_000)
 })
 
 describe('Redis Cluster, misconfigured', () => {

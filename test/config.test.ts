@@ -98,6 +98,12 @@ describe('configuration from the environment', () => {
       /^REDIS_CLUSTER_NODES: a:70000: the port must be 1-65535/,
     )
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a' })).toThrow(/^REDIS_CLUSTER_NODES: /)
+    // Replica reads need a topology that names the replicas.
+    expect(loadConfig({ ...sentinel, REDIS_READ_FROM: 'replica' }).REDIS_READ_FROM).toBe('replica')
+    expect(() => loadConfig({ REDIS_URL: 'redis://h:1', REDIS_READ_FROM: 'replica' })).toThrow(
+      /^REDIS_READ_FROM=replica needs REDIS_SENTINELS or REDIS_CLUSTER_NODES/,
+    )
+    expect(() => loadConfig({ ...sentinel, REDIS_READ_FROM: 'slave' })).toThrow(/^REDIS_READ_FROM: /)
     expect(() => loadConfig({ REDIS_URL: 'redis://h:1', REDIS_PASSWORD: 'p' })).toThrow(/^REDIS_PASSWORD is for/)
     for (const bad of ['a', 'a:', ':26379', 'a:26379,', 'a:26379 b:1', 'a:123456'])
       expect(() => loadConfig({ ...sentinel, REDIS_SENTINELS: bad }), bad).toThrow(/^REDIS_SENTINELS: /)

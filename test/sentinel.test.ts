@@ -105,14 +105,15 @@ describe('Redis under Sentinel', () => {
     const load = Promise.all([reader, ...['w0', 'w1', 'w2'].map(writer)])
 
     try {
-      // (A Sentinel refuses a new failover while it still reconfigures the replicas after the last one.)
+      // (A Sentinel refuses a new failover while it still reconfigures the replicas after the last one, or while no
+      // replica has synced with the new master yet.)
       const forced = () =>
         until(
           () =>
             sentinel.call('SENTINEL', 'FAILOVER', topology.name).then(
               () => true,
               (err: Error) => {
-                if (!err.message.startsWith('INPROG')) throw err
+                if (!/^(INPROG|NOGOODSLAVE)/.test(err.message)) throw err
                 return false
               },
             ),
@@ -190,4 +191,28 @@ describe('Redis under Sentinel', () => {
       admin.disconnect()
     }
   }, 120_000)
+
+  it('REDIS_READ_FROM=replica: while the master is down, a replica serves what it holds, marked stale', async () => {
+    const env = { REDIS_URL: undefined, REDIS_SENTINELS: topology.sentinels, REDIS_SENTINEL_NAME: topology.name }
+    const port = await masterPort()
+    const prefix = `test:replica-reads:${Date.now()}:`
+    const admin = new Redis({ port })
+    await admin.set(`${prefix}lagging`, JSON.stringify({ v: 2, _updated_at: new Date().toISOString() }))
+    await admin.wait(1, 1000)
+    admin.disconnect()
+    // Neither instance has read the key: no last-known-good copy of it anywhere.
+    const withReplica = await buildTestApp({ ...env, CONFIG_STORE_REDIS_PREFIX: prefix, REDIS_READ_FROM: 'replica' })
+    const plain = await buildTestApp({ ...env, CONFIG_STORE_REDIS_PREFIX: prefix })
+    const read = async (t: typeof plain) =>
+      (await t.app.inject({ url: '/api/config/lagging', headers: bearer('read') })).json()
+    await topology.nodes.find((n) => n.port === port)?.kill()
+    // Until a Sentinel promotes the replica (a second or more), the master is gone.
+    await until(async () => (await read(withReplica)).meta?.stale === true, 1000, 10)
+    const fromPlain = await read(plain)
+    const stale = await read(withReplica)
+    expect(stale.data.v).toBe(2)
+    expect(stale.meta).toMatchObject({ source: 'redis', stale: true })
+    expect(withReplica.logs.some((l) => /served lagging from a redis replica \(stale/.test(l.msg))).toBe(true)
+    expect(fromPlain.code).toBe('STORE_UNAVAILABLE')
+  }, 30_000)
 })

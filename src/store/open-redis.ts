@@ -59,6 +59,8 @@ const nodeAuth = (config: AppConfig) => ({
 interface ConnectOptions {
   protocol?: 2
   blocking?: boolean
+  /** To a replica (REDIS_READ_FROM=replica): one Sentinel names, or a cluster's replicas of each slot. */
+  replica?: boolean
   /** One node of a cluster, on its own (cache invalidation). */
   node?: { host: string; port: number }
 }
@@ -68,7 +70,7 @@ function connectRedis(
   config: AppConfig,
   log: Logger,
   role: string,
-  { protocol, blocking = false, node }: ConnectOptions = {},
+  { protocol, blocking = false, node, replica = false }: ConnectOptions = {},
 ) {
   const options = {
     connectionName: `config-store:${role}`,
@@ -89,13 +91,13 @@ function connectRedis(
             redisOptions: { ...nodeAuth(config), ...options },
             enableOfflineQueue: false,
             // Writes go to masters; reads too, so that a read after a write sees it (no replica lag).
-            scaleReads: 'master',
+            scaleReads: replica ? 'slave' : 'master',
             clusterRetryStrategy: options.retryStrategy,
             slotsRefreshTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
           })
         : config.sentinels === undefined
           ? new Client(config.REDIS_URL as string, options)
-          : new Client({ ...sentinelOptions(config), ...options })
+          : new Client({ ...sentinelOptions(config), ...(replica ? { role: 'slave' as const } : {}), ...options })
   let up = false
   let everUp = false
   let reported: string | undefined
@@ -157,16 +159,21 @@ export async function openRedis(
         `replica ${gone.join(', ')} left the Redis master: writes answer WRITE_OUTCOME_UNKNOWN until the master changes or ${REPLICA_HOLD_MS / 1000} s pass without another replica leaving (REDIS_WRITE_REPLICAS)`,
       ),
   })
+  const replica =
+    config.REDIS_READ_FROM === 'replica'
+      ? connectRedis(Client, config, log, 'replica-reads', { replica: true }).redis
+      : undefined
   const layer = createRedisLayer({
     redis,
     replication,
+    ...(replica === undefined ? {} : { replica }),
     prefix: config.CONFIG_STORE_REDIS_PREFIX,
     connectionError: () => commands.lastError,
     maxBytes: config.CONFIG_CACHE_MAX_BYTES / 4,
     maxNodes: config.CONFIG_MAX_NODES,
   })
   const prefix = config.CONFIG_STORE_REDIS_PREFIX
-  const clients: RedisClient[] = [redis]
+  const clients: RedisClient[] = replica === undefined ? [redis] : [redis, replica]
   // RESP2 for a subscriber: ioredis passes on tracking invalidations only as pub/sub messages.
   const connectNode = (node: { host: string; port: number }, role: string, protocol?: 2) =>
     connectRedis(Client, config, log, role, { node, ...(protocol === undefined ? {} : { protocol }) }).redis as Redis

@@ -52,7 +52,8 @@ export interface StoreParts {
 export async function getFrom({ lkg, counts }: StoreParts, l: Layer, key: string): Promise<ReadResult> {
   const r = await l.get(key)
   counts.reads[l.name][r.state]++
-  if (lkg !== undefined) {
+  // (A replica's copy may lag: it is no last-known-good copy of the master's.)
+  if (lkg !== undefined && !(r.state === 'hit' && r.stale)) {
     if (r.state === 'hit' && !(r.reused && lkg.knows(l.name, key))) lkg.see(l.name, key, r)
     else if (r.state === 'absent') lkg.forget(l.name, key)
   }

@@ -36,14 +36,23 @@ export function createReader(parts: StoreParts) {
   }
 
   /** A fallback or stale answer: said once in the log, and cached only briefly. */
-  function servedDegraded(resolved: Resolved, down: LayerName[], epoch: number, from: LayerName | undefined) {
+  function servedDegraded(
+    resolved: Resolved,
+    down: LayerName[],
+    epoch: number,
+    from: LayerName | 'replica' | undefined,
+  ) {
     const { key, source, stale } = resolved
     if (stale) counts.stale[source]++
     else counts.fallbacks[source]++
     outages.warn(
       `${from === undefined ? 'stale' : 'fallback'}:${source}:${key}`,
       from === undefined ? { layer: source, key, down } : { layer: source, key, down, stale: stale === true },
-      stale ? `served ${key} from the last-known-good copy of ${source}` : `served ${key} from ${from} (fallback)`,
+      from === 'replica'
+        ? `served ${key} from a ${source} replica (stale: the master could not be read)`
+        : stale
+          ? `served ${key} from the last-known-good copy of ${source}`
+          : `served ${key} from ${from} (fallback)`,
     )
     cache.set(resolved, epoch, FALLBACK_TTL_MS)
     return resolved
@@ -64,6 +73,14 @@ export function createReader(parts: StoreParts) {
       const r = await getFrom(parts, l, key)
       if (r.state === 'hit') {
         const live: Resolved = { key, json: r.json, source: l.name, updatedAt: r.updatedAt, ...etagOfHit(r) }
+        if (r.stale) {
+          // A replica's copy, the master down: served as stale, unless a last-known-good copy is newer.
+          outages.unavailable(l.name, key, 'the master could not be read; served from a replica')
+          down.push(l.name)
+          const copy: Resolved = { ...live, stale: true }
+          const best = (await newest(key, copy, down)) as Resolved
+          return servedDegraded(best, down, epoch, best === copy ? 'replica' : undefined)
+        }
         if (down.length === 0) {
           cache.set(live, epoch)
           return live
