@@ -8,7 +8,13 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
-import { freePort, type RedisServer, startRedisServer, startSentinelTopology } from '../scripts/redis-server.js'
+import {
+  freePort,
+  type RedisServer,
+  startClusterTopology,
+  startRedisServer,
+  startSentinelTopology,
+} from '../scripts/redis-server.js'
 import { measureAdversarial, renderAdversarial } from './adversarial.js'
 import { type FeedLatency, measureFeedLatency } from './feed-latency.js'
 
@@ -198,58 +204,94 @@ async function adversarialSection(redisUrl: string): Promise<string> {
   }
 }
 
-/** The same measures on a Sentinel topology (1 master, 2 replicas, 3 Sentinels), each measured right after the
- * single-Redis instance's, in turn: what following a Sentinel master, and feeding two replicas, costs. */
-async function sentinelSection(
+interface HaTopology {
+  /** Its name in the rows, and the section's heading and first paragraph. */
+  name: string
+  heading: string
+  about: string
+  /** What the service needs to reach it (instead of REDIS_URL). */
+  env: Record<string, string>
+  stop(): Promise<void>
+}
+
+/** The same measures on a highly available topology, each right after the single-Redis instance's, in turn: what
+ * following it costs; and the POST of an instance with REDIS_WRITE_REPLICAS=1 (a WAIT for a replica per write). */
+async function haSection(
+  topology: HaTopology,
   single: { cached: Server; uncached: Server },
   seed: (s: Server) => Promise<void>,
   warm: (s: Server) => Promise<void>,
   postBody: string,
 ): Promise<string> {
-  const topology = await startSentinelTopology()
   const env = (extra: Record<string, string> = {}) => {
-    const { REDIS_URL: _, ...rest } = serviceEnv('', mkdtempSync(join(tmpdir(), 'config-store-bench-sentinel-')), {
-      REDIS_SENTINELS: topology.sentinels,
-      REDIS_SENTINEL_NAME: topology.name,
-      ...extra,
-    })
+    const dir = mkdtempSync(join(tmpdir(), `config-store-bench-${topology.name.toLowerCase()}-`))
+    const { REDIS_URL: _, ...rest } = serviceEnv('', dir, { ...topology.env, ...extra })
     return rest
   }
-  const cached = await startProcess('sentinel', SERVICE, env(), '/health')
-  const uncached = await startProcess('sentinel-uncached', SERVICE, env({ CONFIG_CACHE_TTL_MS: '0' }), '/health')
+  const name = topology.name
+  const cached = await startProcess(name, SERVICE, env(), '/health')
+  const uncached = await startProcess(`${name}-uncached`, SERVICE, env({ CONFIG_CACHE_TTL_MS: '0' }), '/health')
+  const durable = await startProcess(`${name}-durable`, SERVICE, env({ REDIS_WRITE_REPLICAS: '1' }), '/health')
   try {
     await seed(cached)
     await warm(cached)
     const path = `/api/config/${KEY}`
-    const measures: Array<[string, (s: { cached: Server; uncached: Server }) => Promise<Measure>]> = [
+    const post = (s: Server) => load(s, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody })
+    type Pair = { cached: Server; uncached: Server; durable?: Server }
+    const measures: Array<[string, (s: Pair) => Promise<Measure>]> = [
       ['GET cached', (s) => load(s.cached, path)],
       ['GET uncached', (s) => load(s.uncached, path)],
-      ['POST', (s) => load(s.cached, `/api/config/${POST_KEY}`, { method: 'POST', body: postBody })],
+      ['POST', (s) => post(s.cached)],
+      ['POST, REDIS_WRITE_REPLICAS=1', (s) => post(s.durable ?? s.cached)],
     ]
     const rows: string[] = []
-    for (const [name, run] of measures) {
-      await run({ cached, uncached }) // warm-up, then one each, in turn
+    for (const [measure, run] of measures) {
+      await run({ cached, uncached, durable }) // warm-up, then one each, in turn
       const one = await run(single)
-      const ha = await run({ cached, uncached })
+      const ha = await run({ cached, uncached, durable })
       const r = (a: number, b: number) => (b === 0 ? '∞' : (a / b).toFixed(2))
       rows.push(
-        `| ${name} | ${Math.round(one.rps)} | ${one.cpuUs.toFixed(1)} | ${Math.round(ha.rps)} | ${ha.cpuUs.toFixed(1)} | ${ha.errors} | ${r(ha.rps, one.rps)} (${r(one.cpuUs, ha.cpuUs)}) |`,
+        `| ${measure} | ${Math.round(one.rps)} | ${one.cpuUs.toFixed(1)} | ${Math.round(ha.rps)} | ${ha.cpuUs.toFixed(1)} | ${ha.errors} | ${r(ha.rps, one.rps)} (${r(one.cpuUs, ha.cpuUs)}) |`,
       )
-      process.stderr.write(`sentinel: ${name}\n`)
+      process.stderr.write(`${name}: ${measure}\n`)
     }
-    return `## Highly available: Redis Sentinel
+    return `## Highly available: ${topology.heading}
 
-1 master, 2 replicas and 3 Sentinels on the same loopback (the replicas' share of the work on the same cores); each
-measure on the single-Redis instance, then at once on instances that reach the master through \`REDIS_SENTINELS\`, ${DURATION} s
-each, one run.
+${topology.about} Each measure on the single-Redis instance, then at once on instances that reach the topology, ${DURATION} s
+each, one run. The last row is an instance with \`REDIS_WRITE_REPLICAS=1\` (each write waits for a replica, and is
+checked against the failover fence) against the single-Redis POST without it.
 
-| measure | single req/s | single CPU µs/req | Sentinel req/s | Sentinel CPU µs/req | Sentinel errors | Sentinel ÷ single: req/s (CPU/req single ÷ Sentinel) |
+| measure | single req/s | single CPU µs/req | ${name} req/s | ${name} CPU µs/req | ${name} errors | ${name} ÷ single: req/s (CPU/req single ÷ ${name}) |
 |---|---|---|---|---|---|---|
 ${rows.join('\n')}
 `
   } finally {
-    await Promise.all([cached.stop(), uncached.stop()])
+    await Promise.all([cached.stop(), uncached.stop(), durable.stop()])
     await topology.stop()
+  }
+}
+
+async function sentinelTopology(): Promise<HaTopology> {
+  const t = await startSentinelTopology()
+  return {
+    name: 'Sentinel',
+    heading: 'Redis Sentinel',
+    about:
+      "1 master, 2 replicas and 3 Sentinels on the same loopback (the replicas' share of the work on the same cores), reached through `REDIS_SENTINELS`.",
+    env: { REDIS_SENTINELS: t.sentinels, REDIS_SENTINEL_NAME: t.name },
+    stop: () => t.stop(),
+  }
+}
+
+async function clusterTopology(): Promise<HaTopology> {
+  const t = await startClusterTopology()
+  return {
+    name: 'Cluster',
+    heading: 'Redis Cluster',
+    about:
+      '3 masters with 1 replica each on the same loopback (6 redis-servers on the same cores), reached through `REDIS_CLUSTER_NODES`; every node is tracked for cache invalidation.',
+    env: { REDIS_CLUSTER_NODES: t.addresses },
+    stop: () => t.stop(),
   }
 }
 
@@ -419,15 +461,20 @@ async function main(): Promise<void> {
     }
     client.disconnect()
 
-    const sentinel = await sentinelSection(
-      { cached: service, uncached },
-      (s) => post(s, KEY, doc2k),
-      (s) => fetch(`${s.base}/api/config/${KEY}`, { headers: AUTH }).then(() => undefined),
-      postBody,
-    )
+    const ha: string[] = []
+    for (const topology of [sentinelTopology, clusterTopology])
+      ha.push(
+        await haSection(
+          await topology(),
+          { cached: service, uncached },
+          (s) => post(s, KEY, doc2k),
+          (s) => fetch(`${s.base}/api/config/${KEY}`, { headers: AUTH }).then(() => undefined),
+          postBody,
+        ),
+      )
     const adversarial = await adversarialSection(redisMain.url)
     const ready = await startToReady(redisMain.url, dir)
-    const report = `${render(m, growth, feed, ready, (Date.now() - started) / 1000)}\n${sentinel}\n${adversarial}`
+    const report = `${render(m, growth, feed, ready, (Date.now() - started) / 1000)}\n${ha.join('\n')}\n${adversarial}`
     process.stdout.write(report)
     writeFileSync(join(ROOT, 'BENCHMARKS.md'), report)
   } finally {
