@@ -86,7 +86,8 @@ export function createRedisLayer({
     },
 
     async delete(key: string) {
-      return (await replication.write<number>((c) => c.del(prefix + key))) > 0 ? 'deleted' : 'absent'
+      const deleted = (n: number) => n > 0
+      return deleted(await replication.write((c) => c.del(prefix + key), deleted)) ? 'deleted' : 'absent'
     },
 
     async listKeys(): Promise<string[]> {
@@ -114,7 +115,8 @@ export function createRedisLayer({
 
     async swap(key, expected, json) {
       const args = [expected === null ? '1' : '0', expected ?? '', json === null ? '1' : '0', json ?? '']
-      return (await replication.write((c) => c.eval(SWAP, 1, prefix + key, ...args))) === 1
+      const swapped = (reply: unknown) => reply === 1
+      return swapped(await replication.write((c) => c.eval(SWAP, 1, prefix + key, ...args), swapped))
     },
 
     async tryLock(name, ttlMs) {

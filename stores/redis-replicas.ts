@@ -20,11 +20,16 @@ export type Commands = RedisClient | ChainableCommander
 export interface Replication {
   /** Sends the write `send` makes, and answers its reply once it is known to be replicated (REDIS_WRITE_REPLICAS);
    * throws a LayerUnavailableError otherwise: `not_written` when Redis refused it, `unreplicated` when it was
-   * applied on the master but is not known to survive a failover, `unknown` when no reply came. */
-  write<T>(send: (c: Commands) => unknown): Promise<T>
+   * applied on the master but is not known to survive a failover, `unknown` when no reply came. `wrote` tells from
+   * the reply whether it changed anything (a compare-and-set that did not apply needs no replica). */
+  write<T>(send: (c: Commands) => unknown, wrote?: (reply: T) => boolean): Promise<T>
+  /** The connection writes are sent on (a script a write uses is defined on it). */
+  readonly client: RedisClient
 }
 
 export interface ReplicationOptions {
+  /** The connection writes are sent on: with REDIS_WRITE_REPLICAS, one of their own, since a WAIT holds back every
+   * command queued behind it on its connection (reads included). */
   redis: RedisClient
   /** REDIS_WRITE_REPLICAS: 0 sends writes on their own. */
   replicas: number
@@ -44,6 +49,9 @@ export const failedWrite = (err: unknown, sent: boolean) =>
     sent && (err as Error).name !== 'ReplyError' ? 'unknown' : 'not_written',
   )
 
+/** How many times a write redirected in a cluster is sent. */
+const REDIRECTIONS = 8
+
 const unreplicated = (reason: string) => new LayerUnavailableError('redis', reason, undefined, 'unreplicated')
 
 /** The replicas ROLE lists for a master (`ip:port`), or undefined when the node is not a master. */
@@ -55,6 +63,7 @@ function replicasOf(role: unknown): Set<string> | undefined {
 export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence }: ReplicationOptions): Replication {
   if (replicas === 0)
     return {
+      client: redis,
       async write<T>(send: (c: Commands) => unknown) {
         const sent = redis.status === 'ready'
         try {
@@ -75,21 +84,32 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
   }
 
   return {
-    async write<T>(send: (c: Commands) => unknown) {
+    client: redis,
+    async write<T>(send: (c: Commands) => unknown, wrote: (reply: T) => boolean = () => true) {
       const sent = redis.status === 'ready'
-      let replies: Array<[Error | null, unknown]> | null
+      let replies: Array<[Error | null, unknown]> | null = null
       const at = cluster ? undefined : endpoint()
-      try {
-        const pipeline = redis.pipeline()
-        send(pipeline)
-        pipeline.wait(replicas, timeoutMs).role()
-        if (cluster) pipeline.cluster('MYID')
-        replies = await pipeline.exec()
-      } catch (err) {
-        throw failedWrite(err, sent)
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const pipeline = redis.pipeline()
+          send(pipeline)
+          pipeline.wait(replicas, timeoutMs).role()
+          if (cluster) pipeline.cluster('MYID')
+          replies = await pipeline.exec()
+        } catch (err) {
+          throw failedWrite(err, sent)
+        }
+        // ioredis does not follow a redirection for a pipeline that holds commands other than reads: the write was
+        // not applied, so it is sent again once the slots are known anew (a resharding moves keys one by one).
+        const error = replies?.[0]?.[0]
+        if (!cluster || attempt >= REDIRECTIONS || !/^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error?.message ?? ''))
+          break
+        await new Promise<void>((resolve) => (redis as Cluster).refreshSlotsCache(() => resolve()))
+        await new Promise((resolve) => setTimeout(resolve, 10 * attempt))
       }
       const [written, waited, role, id] = replies ?? []
       if (written === undefined || written[0] !== null) throw failedWrite(written?.[0] ?? 'no reply', sent)
+      if (!wrote(written[1] as T)) return written[1] as T
       // A master not written to before (a failover moved the connection, or another slot's master): what another had
       // tells nothing about it. Under Sentinel only the latest master is kept.
       const node = at ?? String(id?.[1])

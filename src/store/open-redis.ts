@@ -148,8 +148,10 @@ export async function openRedis(
   const Client = (await import('ioredis')).default as unknown as RedisClass
   const commands = connectRedis(Client, config, log, 'commands')
   const { redis } = commands
+  // Writes that wait for replicas go on a connection of their own: a WAIT holds back what is queued behind it.
+  const writes = config.REDIS_WRITE_REPLICAS > 0 ? connectRedis(Client, config, log, 'replicated-writes').redis : redis
   const replication = createReplication({
-    redis,
+    redis: writes,
     replicas: config.REDIS_WRITE_REPLICAS,
     timeoutMs: config.REDIS_WRITE_REPLICAS_TIMEOUT_MS,
     holdMs: REPLICA_HOLD_MS,
@@ -173,7 +175,7 @@ export async function openRedis(
     maxNodes: config.CONFIG_MAX_NODES,
   })
   const prefix = config.CONFIG_STORE_REDIS_PREFIX
-  const clients: RedisClient[] = replica === undefined ? [redis] : [redis, replica]
+  const clients = [...new Set([redis, writes, ...(replica === undefined ? [] : [replica])])]
   // RESP2 for a subscriber: ioredis passes on tracking invalidations only as pub/sub messages.
   const connectNode = (node: { host: string; port: number }, role: string, protocol?: 2) =>
     connectRedis(Client, config, log, role, { node, ...(protocol === undefined ? {} : { protocol }) }).redis as Redis

@@ -177,10 +177,11 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
   /** A script, sent through `replication`: its reply. In a cluster, the event of the revision it recorded is added
    * after it (`event`: its fields but the revision); when that fails, the revision stands and the feed misses it. */
   const script = (name: string, lua: string) => {
-    redis.defineCommand(name, { numberOfKeys: cluster ? 3 : 4, lua })
+    replication.client.defineCommand(name, { numberOfKeys: cluster ? 3 : 4, lua })
     return async (key: string, args: (string | number)[], rev: RevisionMeta) => {
       const send = (c: Commands) => (c as unknown as Scripts)[name]?.(...names(key), ...args)
-      const reply = await replication.write<unknown[]>(send)
+      // Only {1, …} wrote anything ({0}: an expectation failed, {2}: a delete of nothing, {-1}: observe first).
+      const reply = await replication.write<unknown[]>(send, (r) => r[0] === 1)
       if (!cluster || reply[0] !== 1) return reply
       const { time, actor, via, op, after, source } = rev
       const fields = { key, revision: reply[1], time, actor, via, op, sha256: after ?? '', source }
