@@ -83,61 +83,106 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
     return `${socket?.remoteAddress}:${socket?.remotePort}`
   }
 
+  /** Why writes to the master that answered `role` (its node id `id` in a cluster) cannot be confirmed now, given
+   * that `acknowledged` replicas answered WAIT; undefined when they can. */
+  function unconfirmed(at: string | undefined, role: unknown, id: unknown, acknowledged: number): string | undefined {
+    // A master not written to before (a failover moved the connection, or another slot's master): what another had
+    // tells nothing about it. Under Sentinel only the latest master is kept.
+    const node = at ?? String(id)
+    let state = masters.get(node)
+    if (state === undefined) {
+      if (!cluster) masters.clear()
+      state = { known: new Set(), fencedUntil: 0, gone: [] }
+      masters.set(node, state)
+    }
+    const now = replicasOf(role)
+    if (now === undefined) return 'the node written to is not the master any more (a failover)'
+    const left = [...state.known].filter((r) => !now.has(r))
+    state.known = now
+    if (left.length > 0) {
+      state.fencedUntil = Date.now() + holdMs
+      state.gone = left
+      onFence?.(left)
+    }
+    if (Date.now() < state.fencedUntil)
+      return `replica ${state.gone.join(', ')} left the master: a failover may be under way, which would drop this write`
+    if (acknowledged < replicas)
+      return `${acknowledged} of the ${replicas} replicas REDIS_WRITE_REPLICAS asks for confirmed it within ${timeoutMs} ms`
+    return undefined
+  }
+
+  interface Pending {
+    send: (c: Commands) => unknown
+    wrote: (reply: unknown) => boolean
+    resolve: (reply: unknown) => void
+    reject: (err: unknown) => void
+  }
+
+  /** Sends `batch` in one pipeline closed by one WAIT and ROLE (WAIT covers every write before it on the
+   * connection), and settles each write. */
+  async function sendBatch(batch: Pending[]): Promise<void> {
+    const sent = redis.status === 'ready'
+    const at = cluster ? undefined : endpoint()
+    let replies: Array<[Error | null, unknown]> | null = null
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const pipeline = redis.pipeline()
+        for (const w of batch) w.send(pipeline)
+        pipeline.wait(replicas, timeoutMs).role()
+        if (cluster) pipeline.cluster('MYID')
+        replies = await pipeline.exec()
+      } catch (err) {
+        for (const w of batch) w.reject(failedWrite(err, sent))
+        return
+      }
+      // ioredis does not follow a redirection for a pipeline that holds commands other than reads: the write was
+      // not applied, so it is sent again once the slots are known anew (a resharding moves keys one by one).
+      const error = replies?.[0]?.[0]
+      if (!cluster || attempt >= REDIRECTIONS || !/^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error?.message ?? '')) break
+      await new Promise<void>((resolve) => (redis as Cluster).refreshSlotsCache(() => resolve()))
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt))
+    }
+    const [waited, role, id] = (replies ?? []).slice(batch.length)
+    const why = unconfirmed(at, role?.[1], id?.[1], Number(waited?.[1] ?? 0))
+    batch.forEach((w, i) => {
+      const [err, reply] = replies?.[i] ?? [new Error('no reply'), undefined]
+      if (err !== null) w.reject(failedWrite(err, sent))
+      else if (why !== undefined && w.wrote(reply)) w.reject(unreplicated(why))
+      else w.resolve(reply)
+    })
+  }
+
+  // Group commit: while one batch waits for its replicas, the writes that come meanwhile gather into the next, so a
+  // connection is held by one WAIT per batch, not per write. (In a cluster each write is a batch of its own: a
+  // pipeline holds the keys of one node only.)
+  let queue: Pending[] = []
+  let sending = false
+  async function drain(): Promise<void> {
+    sending = true
+    while (queue.length > 0) {
+      const batch = queue
+      queue = []
+      await sendBatch(batch).catch((err: unknown) => {
+        for (const w of batch) w.reject(err)
+      })
+    }
+    sending = false
+  }
+
   return {
     client: redis,
-    async write<T>(send: (c: Commands) => unknown, wrote: (reply: T) => boolean = () => true) {
-      const sent = redis.status === 'ready'
-      let replies: Array<[Error | null, unknown]> | null = null
-      const at = cluster ? undefined : endpoint()
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const pipeline = redis.pipeline()
-          send(pipeline)
-          pipeline.wait(replicas, timeoutMs).role()
-          if (cluster) pipeline.cluster('MYID')
-          replies = await pipeline.exec()
-        } catch (err) {
-          throw failedWrite(err, sent)
+    write<T>(send: (c: Commands) => unknown, wrote: (reply: T) => boolean = () => true) {
+      return new Promise<T>((resolve, reject) => {
+        const w = {
+          send,
+          wrote: wrote as (r: unknown) => boolean,
+          resolve: resolve as (r: unknown) => void,
+          reject,
         }
-        // ioredis does not follow a redirection for a pipeline that holds commands other than reads: the write was
-        // not applied, so it is sent again once the slots are known anew (a resharding moves keys one by one).
-        const error = replies?.[0]?.[0]
-        if (!cluster || attempt >= REDIRECTIONS || !/^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error?.message ?? ''))
-          break
-        await new Promise<void>((resolve) => (redis as Cluster).refreshSlotsCache(() => resolve()))
-        await new Promise((resolve) => setTimeout(resolve, 10 * attempt))
-      }
-      const [written, waited, role, id] = replies ?? []
-      if (written === undefined || written[0] !== null) throw failedWrite(written?.[0] ?? 'no reply', sent)
-      if (!wrote(written[1] as T)) return written[1] as T
-      // A master not written to before (a failover moved the connection, or another slot's master): what another had
-      // tells nothing about it. Under Sentinel only the latest master is kept.
-      const node = at ?? String(id?.[1])
-      let state = masters.get(node)
-      if (state === undefined) {
-        if (!cluster) masters.clear()
-        state = { known: new Set(), fencedUntil: 0, gone: [] }
-        masters.set(node, state)
-      }
-      const now = replicasOf(role?.[1])
-      if (now === undefined) throw unreplicated('the node written to is not the master any more (a failover)')
-      const left = [...state.known].filter((r) => !now.has(r))
-      state.known = now
-      if (left.length > 0) {
-        state.fencedUntil = Date.now() + holdMs
-        state.gone = left
-        onFence?.(left)
-      }
-      if (Date.now() < state.fencedUntil)
-        throw unreplicated(
-          `replica ${state.gone.join(', ')} left the master: a failover may be under way, which would drop this write`,
-        )
-      const acknowledged = Number(waited?.[1] ?? 0)
-      if (acknowledged < replicas)
-        throw unreplicated(
-          `${acknowledged} of the ${replicas} replicas REDIS_WRITE_REPLICAS asks for confirmed it within ${timeoutMs} ms`,
-        )
-      return written[1] as T
+        if (cluster) return void sendBatch([w]).catch(reject)
+        queue.push(w)
+        if (!sending) void drain()
+      })
     },
   }
 }

@@ -69,6 +69,19 @@ describe('REDIS_WRITE_REPLICAS', () => {
     })
     const ok = await post(t, 'held', { v: 1 })
     expect(ok.statusCode).toBe(200)
+    // Writes made together are confirmed together: those that come while one waits for its replica share the next
+    // WAIT, and each is answered for itself (a failed precondition among them is its own 412).
+    const together = await Promise.all([
+      ...Array.from({ length: 40 }, (_, i) => post(t, `many-${i}`, { i })),
+      t.app.inject({
+        method: 'POST',
+        url: '/api/config/held',
+        headers: { ...bearer('write'), 'if-match': '"stale"' },
+        payload: { v: 0 },
+      }),
+    ])
+    expect(together.slice(0, 40).map((r) => r.statusCode)).toEqual(Array(40).fill(200))
+    expect(together[40]?.statusCode).toBe(412)
     // A replica that leaves could be the one a Sentinel promotes: the other still answers WAIT 1, but a write to
     // this master may be dropped by that failover.
     await second.kill()
