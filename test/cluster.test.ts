@@ -275,6 +275,13 @@ describe('Redis Cluster', () => {
     expect(stale.data.v).toBe(2)
     expect(stale.meta).toMatchObject({ source: 'redis', stale: true })
     expect(fromPlain.code).toBe('STORE_UNAVAILABLE')
+    // Once the replica is promoted, the dead node leaves the cluster client's view and the cache is trusted again
+    // (every node it knows is tracked).
+    await until(
+      async () => (await read(plain)).status === 'success' && plain.app.store.readCached('lagging') !== undefined,
+      20_000,
+      100,
+    )
   }, 30_000)
 })
 
