@@ -3,13 +3,11 @@
 // over every master; then, under a steady read and write load, a replica is promoted, a master is SIGKILLed and the
 // slot holding a config key is resharded: no acknowledged write lost, reads never fail, invalidation holds.
 import { spawnSync } from 'node:child_process'
-import type { AddressInfo } from 'node:net'
 import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ClusterTopology, startClusterTopology, startRedisServer } from '../scripts/redis-server.js'
 import { bearer, buildTestApp } from './helpers/app.js'
-import { servedFromReplica, startFailoverLoad } from './helpers/failover-load.js'
-import { sse } from './helpers/sse.js'
+import { allASingleRedisDoes, invalidationReachesBoth, servedFromReplica, startFailoverLoad } from './helpers/ha.js'
 import { sleep, until } from './helpers/wait.js'
 
 let topology: ClusterTopology
@@ -24,14 +22,14 @@ afterAll(async () => {
 })
 
 type App = Awaited<ReturnType<typeof buildTestApp>>
+/** An external write, on the master that serves the key. */
+const set = (name: string, value: string) => admin.set(name, value)
 const env = () => ({
   REDIS_URL: undefined,
   REDIS_CLUSTER_NODES: topology.addresses,
   REDIS_WRITE_REPLICAS: '1',
   CONFIG_HISTORY_MAX: '100000',
 })
-const get = async (t: App, key: string) =>
-  (await t.app.inject({ url: `/api/config/${key}`, headers: bearer('read') })).json()
 const post = (t: App, key: string, payload: object) =>
   t.app.inject({ method: 'POST', url: `/api/config/${key}`, headers: bearer('write'), payload })
 
@@ -44,22 +42,6 @@ async function masterOf(full: string): Promise<{ port: number; id: string; slot:
   return { port: range[2][1], id: range[2][2], slot }
 }
 
-/** Both instances hold `key` in their caches; an external write of it on its master then reaches both within
- * 200 ms (only a change notice can tell them). */
-async function invalidationReachesBoth(a: App, b: App, key: string, v: string): Promise<void> {
-  if ((await get(a, key)).status !== 'success') expect((await post(a, key, { v: 'before' })).statusCode).toBe(200)
-  for (const t of [a, b])
-    await until(
-      async () => (await get(t, key)).status === 'success' && t.app.store.readCached(key) !== undefined,
-      5000,
-      20,
-    )
-  await admin.set(`${a.prefix}${key}`, JSON.stringify({ v, _updated_at: new Date().toISOString() }))
-  const started = Date.now()
-  for (const t of [a, b]) await until(async () => (await get(t, key)).data?.v === v, 1000, 5)
-  expect(Date.now() - started, `${v}: the external write seen by both instances`).toBeLessThanOrEqual(200)
-}
-
 describe('Redis Cluster', () => {
   it('does all a single Redis does, with keys on every master', async () => {
     const a = await buildTestApp(env())
@@ -68,61 +50,14 @@ describe('Redis Cluster', () => {
     for (const key of keys) expect((await post(a, key, { key })).statusCode).toBe(200)
     const masters = new Set(await Promise.all(keys.map(async (k) => (await masterOf(`${a.prefix}${k}`)).port)))
     expect(masters.size).toBe(3)
-    // The list scans every master.
-    const list = (await a.app.inject({ url: '/api/config', headers: bearer('read') })).json()
-    expect(list.keys.map((k: { key: string }) => k.key)).toEqual(expect.arrayContaining(keys))
-    // A conditional write: If-Match holds with the current tag, 412 with an old one.
-    const first = await a.app.inject({ url: '/api/config/k1', headers: bearer('read') })
-    const etag = first.headers.etag as string
-    const patched = await a.app.inject({
-      method: 'PATCH',
-      url: '/api/config/k1',
-      headers: { ...bearer('write'), 'if-match': etag },
-      payload: { extra: 1 },
-    })
-    expect(patched.statusCode).toBe(200)
-    const stale = await a.app.inject({
-      method: 'PATCH',
-      url: '/api/config/k1',
-      headers: { ...bearer('write'), 'if-match': etag },
-      payload: { extra: 2 },
-    })
-    expect(stale.statusCode).toBe(412)
-    // History and the change feed (its stream is in another slot than any key).
-    await a.app.listen({ port: 0, host: '127.0.0.1' })
-    const feed = await sse(
-      `http://127.0.0.1:${(a.app.server.address() as AddressInfo).port}/api/changes`,
-      bearer('admin'),
-    )
-    try {
-      expect((await post(b, 'k2', { key: 'k2', v: 2 })).statusCode).toBe(200)
-      const deleted = await a.app.inject({ method: 'DELETE', url: '/api/config/k3', headers: bearer('admin') })
-      expect(deleted.statusCode).toBe(200)
-      expect((await get(a, 'k3')).code).toBe('CONFIG_NOT_FOUND')
-      const changes = (await feed.waitFor(2)).map((e) => JSON.parse(e.data))
-      expect(changes.map((c) => [c.key, c.op, c.revision])).toEqual([
-        ['k2', 'write', 2],
-        ['k3', 'delete', 2],
-      ])
-    } finally {
-      feed.close()
-    }
-    const history = (await a.app.inject({ url: '/api/config/k1/history', headers: bearer('read') })).json()
-    expect(history.revisions.map((r: { revision: number }) => r.revision)).toEqual([2, 1])
-    // The migration lock, in a slot of its own.
-    const migrate = await a.app.inject({
-      method: 'POST',
-      url: '/api/migrate_configs_to_redis',
-      headers: bearer('admin'),
-      payload: { dryRun: true },
-    })
-    expect(migrate.statusCode).toBe(200)
+    await allASingleRedisDoes(a, b, keys, set)
     // /ready names the topology and, to authenticated callers, the masters.
     const ready = (await a.app.inject({ url: '/ready', headers: bearer('read') })).json()
     expect(ready.redis.topology).toBe('cluster')
     expect(ready.redis.masters).toHaveLength(3)
     // Cache invalidation from every master.
-    for (const key of ['k4', 'k5', 'k6', 'k7', 'k8', 'k9']) await invalidationReachesBoth(a, b, key, `external ${key}`)
+    for (const key of ['k4', 'k5', 'k6', 'k7', 'k8', 'k9'])
+      await invalidationReachesBoth(a, b, key, `external ${key}`, set)
   }, 60_000)
 
   it('a replica promoted, a master SIGKILLed, a slot resharded, under load: nothing acknowledged lost', async () => {
@@ -161,7 +96,7 @@ describe('Redis Cluster', () => {
       replica.disconnect()
       await until(async () => (await masterOf(`${a.prefix}w0`)).port === replicaPort, 20_000, 100)
       await until(async () => (await post(a, 'w0', { n: -1 })).statusCode === 200, 10_000, 100)
-      await invalidationReachesBoth(a, b, await quietBeside('w0'), 'after CLUSTER FAILOVER')
+      await invalidationReachesBoth(a, b, await quietBeside('w0'), 'after CLUSTER FAILOVER', set)
 
       // A master killed: the cluster promotes its replica once the node timeout passes.
       load.phase = 'SIGKILL of a master'
@@ -177,7 +112,7 @@ describe('Redis Cluster', () => {
       const killed = topology.nodes.find((n) => n.port === victim)
       await killed?.start()
       await until(async () => (await post(a, 'w1', { n: -1 })).statusCode === 200, 20_000, 100)
-      await invalidationReachesBoth(a, b, await quietBeside('w1'), 'after SIGKILL')
+      await invalidationReachesBoth(a, b, await quietBeside('w1'), 'after SIGKILL', set)
 
       // The slot holding `moved` resharded to another master, its key migrated while it is read and written.
       load.phase = 'reshard'
@@ -207,7 +142,7 @@ describe('Redis Cluster', () => {
       expect(reshard.status, reshard.stdout + reshard.stderr).toBe(0)
       await until(async () => (await masterOf(`${a.prefix}${moved}`)).port === destination[1], 10_000, 50)
       await until(async () => (await post(a, moved, { n: -1 })).statusCode === 200, 10_000, 100)
-      await invalidationReachesBoth(a, b, movedQuiet, 'after reshard')
+      await invalidationReachesBoth(a, b, movedQuiet, 'after reshard', set)
       load.phase = 'done'
     } finally {
       await load.stop()

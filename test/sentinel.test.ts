@@ -6,7 +6,7 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type SentinelTopology, startSentinelTopology } from '../scripts/redis-server.js'
 import { bearer, buildTestApp } from './helpers/app.js'
-import { servedFromReplica, startFailoverLoad } from './helpers/failover-load.js'
+import { allASingleRedisDoes, servedFromReplica, startFailoverLoad } from './helpers/ha.js'
 import { until } from './helpers/wait.js'
 
 let topology: SentinelTopology
@@ -38,6 +38,24 @@ describe('Redis under Sentinel', () => {
     const ready = (await t.app.inject({ url: '/ready', headers: bearer('read') })).json()
     expect(ready.degraded).toBe(true)
     expect(ready.redis).toEqual({ topology: 'sentinel', master: null })
+  })
+
+  it('does all a single Redis does, through the master the Sentinels name', async () => {
+    const env = { REDIS_URL: undefined, REDIS_SENTINELS: topology.sentinels, REDIS_SENTINEL_NAME: topology.name }
+    const a = await buildTestApp(env)
+    const b = await buildTestApp({ ...env, CONFIG_STORE_REDIS_PREFIX: a.prefix })
+    const keys = ['k0', 'k1', 'k2', 'k3']
+    for (const key of keys)
+      expect(
+        (await a.app.inject({ method: 'POST', url: `/api/config/${key}`, headers: bearer('write'), payload: { key } }))
+          .statusCode,
+      ).toBe(200)
+    const admin = new Redis({ port: await masterPort() })
+    try {
+      await allASingleRedisDoes(a, b, keys, (name, value) => admin.set(name, value))
+    } finally {
+      admin.disconnect()
+    }
   })
 
   it('three failovers under load: no acknowledged write lost, reads never fail, invalidation comes back', async () => {

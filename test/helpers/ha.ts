@@ -1,11 +1,92 @@
 // The steady load of the failover tests (test/sentinel.test.ts, test/cluster.test.ts): reads of some keys from two
 // instances, and one writer per key counting it up as fast as it is answered, alternating between the instances.
 // Every acknowledged write is kept with its counter and revision, so that afterwards each can be looked for.
+import type { AddressInfo } from 'node:net'
 import { expect } from 'vitest'
 import { bearer, type buildTestApp } from './app.js'
+import { sse } from './sse.js'
 import { sleep, until } from './wait.js'
 
 type App = Awaited<ReturnType<typeof buildTestApp>>
+/** An external write of a Redis key (redis-cli's SET, on the master that serves it). */
+type ExternalSet = (name: string, value: string) => Promise<unknown>
+
+const get = async (t: App, key: string) =>
+  (await t.app.inject({ url: `/api/config/${key}`, headers: bearer('read') })).json()
+const post = (t: App, key: string, payload: object) =>
+  t.app.inject({ method: 'POST', url: `/api/config/${key}`, headers: bearer('write'), payload })
+
+/** What a single Redis does, on two instances `a` and `b` of one prefix, with `keys` (k0…, at least k0-k3) written
+ * already through `a`: the list, If-Match and 412, history, the change feed in order, a delete, the migration lock,
+ * and invalidation by an external write. */
+export async function allASingleRedisDoes(a: App, b: App, keys: string[], set: ExternalSet): Promise<void> {
+  // The list (in a cluster: a SCAN of every master).
+  const list = (await a.app.inject({ url: '/api/config', headers: bearer('read') })).json()
+  expect(list.keys.map((k: { key: string }) => k.key)).toEqual(expect.arrayContaining(keys))
+  // A conditional write: If-Match holds with the current tag, 412 with an old one.
+  const first = await a.app.inject({ url: '/api/config/k1', headers: bearer('read') })
+  const etag = first.headers.etag as string
+  const patched = await a.app.inject({
+    method: 'PATCH',
+    url: '/api/config/k1',
+    headers: { ...bearer('write'), 'if-match': etag },
+    payload: { extra: 1 },
+  })
+  expect(patched.statusCode).toBe(200)
+  const stale = await a.app.inject({
+    method: 'PATCH',
+    url: '/api/config/k1',
+    headers: { ...bearer('write'), 'if-match': etag },
+    payload: { extra: 2 },
+  })
+  expect(stale.statusCode).toBe(412)
+  // History and the change feed (in a cluster its stream is in another slot than any key).
+  await a.app.listen({ port: 0, host: '127.0.0.1' })
+  const feed = await sse(
+    `http://127.0.0.1:${(a.app.server.address() as AddressInfo).port}/api/changes`,
+    bearer('admin'),
+  )
+  try {
+    expect((await post(b, 'k2', { key: 'k2', v: 2 })).statusCode).toBe(200)
+    const deleted = await a.app.inject({ method: 'DELETE', url: '/api/config/k3', headers: bearer('admin') })
+    expect(deleted.statusCode).toBe(200)
+    expect((await get(a, 'k3')).code).toBe('CONFIG_NOT_FOUND')
+    const changes = (await feed.waitFor(2)).map((e) => JSON.parse(e.data))
+    expect(changes.map((c) => [c.key, c.op, c.revision])).toEqual([
+      ['k2', 'write', 2],
+      ['k3', 'delete', 2],
+    ])
+  } finally {
+    feed.close()
+  }
+  const history = (await a.app.inject({ url: '/api/config/k1/history', headers: bearer('read') })).json()
+  expect(history.revisions.map((r: { revision: number }) => r.revision)).toEqual([2, 1])
+  // The migration lock.
+  const migrate = await a.app.inject({
+    method: 'POST',
+    url: '/api/migrate_configs_to_redis',
+    headers: bearer('admin'),
+    payload: { dryRun: true },
+  })
+  expect(migrate.statusCode).toBe(200)
+  await invalidationReachesBoth(a, b, 'k0', 'external k0', set)
+}
+
+/** Both instances hold `key` in their caches (written first if no layer holds it); an external write of it then
+ * reaches both within 200 ms (only a change notice can tell them). */
+export async function invalidationReachesBoth(a: App, b: App, key: string, v: string, set: ExternalSet): Promise<void> {
+  if ((await get(a, key)).status !== 'success') expect((await post(a, key, { v: 'before' })).statusCode).toBe(200)
+  for (const t of [a, b])
+    await until(
+      async () => (await get(t, key)).status === 'success' && t.app.store.readCached(key) !== undefined,
+      5000,
+      20,
+    )
+  await set(`${a.prefix}${key}`, JSON.stringify({ v, _updated_at: new Date().toISOString() }))
+  const started = Date.now()
+  for (const t of [a, b]) await until(async () => (await get(t, key)).data?.v === v, 1000, 5)
+  expect(Date.now() - started, `${v}: the external write seen by both instances`).toBeLessThanOrEqual(200)
+}
 
 export function startFailoverLoad(
   a: App,
