@@ -19,6 +19,9 @@ export interface RedisServer {
   start(): Promise<void>
   /** SIGKILL: gone at once, without a shutdown (a crash). */
   kill(): Promise<void>
+  /** SIGSTOP, SIGCONT: the process stops answering, with its connections open (a stalled node), and goes on. */
+  pause(): void
+  resume(): void
 }
 
 export function freePort(): Promise<number> {
@@ -72,6 +75,8 @@ export async function startRedisServer({ persist = true, args: extra = [] as str
     stop: () => stop(),
     start,
     kill: () => stop('SIGKILL'),
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
   }
 }
 

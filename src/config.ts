@@ -100,7 +100,8 @@ export const EnvSchema = Type.Object({
     minimum: 0,
     maximum: 100,
     default: 0,
-    description: 'replicas that must hold a write before it is acknowledged (WAIT, with a failover fence)',
+    description:
+      'fewest replicas that must hold a write before it is acknowledged: every replica of the master is waited for (WAIT, with a failover fence)',
   }),
   REDIS_WRITE_REPLICAS_TIMEOUT_MS: Ms(200, 'how long a write waits for REDIS_WRITE_REPLICAS replicas'),
   PHP_CONNECT_TIMEOUT_MS: Ms(1000, 'PHP API connect timeout'),

@@ -1,13 +1,15 @@
-// REDIS_WRITE_REPLICAS (README "Running highly available"): a write is acknowledged only once N replicas hold it,
+// REDIS_WRITE_REPLICAS (README "Running highly available"): a write is acknowledged only once the replicas hold it,
 // and only while no failover can be taking it away.
 //
-// Redis replicates asynchronously, and a plain `WAIT N` is not enough. When a replica is promoted, the old master
-// keeps accepting writes (and keeps its other replicas) until the Sentinels demote it; a WAIT answered by one of
-// those replicas is worthless, since they are resynchronised from the new master and drop what they held. The promoted
-// replica leaves the old master's replica list the moment it is promoted, though. So each write is sent in one
-// pipeline with `WAIT N` and `ROLE`, and the reply is trusted only when ROLE still lists every replica the master had
-// before: when one left, writes answer WRITE_OUTCOME_UNKNOWN until the connection moves to another master, or until
-// no replica has left for `holdMs` (a replica that died, not a promotion).
+// Redis replicates asynchronously, and a plain `WAIT N` is not enough, for two reasons. A Sentinel may promote any
+// replica of the master, including one that had not received a write that another replica had already confirmed; so
+// a write waits for every replica the master had at the last write, and at least N. And when a replica is promoted,
+// the old master keeps accepting writes (and keeps its other replicas) until the Sentinels demote it; a WAIT answered
+// by one of those replicas is worthless, since they are resynchronised from the new master and drop what they held.
+// The promoted replica leaves the old master's replica list the moment it is promoted, though. So each write is sent
+// in one pipeline with `WAIT` and `ROLE`, and the reply is trusted only when ROLE still lists every replica the
+// master had before: when one left, writes answer WRITE_OUTCOME_UNKNOWN until the connection moves to another
+// master, or until no replica has left for `holdMs` (a replica that died, not a promotion).
 import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 
@@ -85,7 +87,13 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
 
   /** Why writes to the master that answered `role` (its node id `id` in a cluster) cannot be confirmed now, given
    * that `acknowledged` replicas answered WAIT; undefined when they can. */
-  function unconfirmed(at: string | undefined, role: unknown, id: unknown, acknowledged: number): string | undefined {
+  function unconfirmed(
+    at: string | undefined,
+    role: unknown,
+    id: unknown,
+    acknowledged: number,
+    target: number,
+  ): string | undefined {
     // A master not written to before (a failover moved the connection, or another slot's master): what another had
     // tells nothing about it. Under Sentinel only the latest master is kept.
     const node = at ?? String(id)
@@ -106,8 +114,8 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
     }
     if (Date.now() < state.fencedUntil)
       return `replica ${state.gone.join(', ')} left the master: a failover may be under way, which would drop this write`
-    if (acknowledged < replicas)
-      return `${acknowledged} of the ${replicas} replicas REDIS_WRITE_REPLICAS asks for confirmed it within ${timeoutMs} ms`
+    if (acknowledged < target)
+      return `${acknowledged} of the ${target} replicas it waited for (every replica of the master, at least REDIS_WRITE_REPLICAS=${replicas}) confirmed it within ${timeoutMs} ms`
     return undefined
   }
 
@@ -123,12 +131,16 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
   async function sendBatch(batch: Pending[]): Promise<void> {
     const sent = redis.status === 'ready'
     const at = cluster ? undefined : endpoint()
+    // Every replica the master had at the last write, and at least N: a Sentinel may promote any replica it has,
+    // including one that had not received the write yet while another had already confirmed it. (In a cluster the
+    // master is known only from the reply, so N.)
+    const target = Math.max(replicas, (at === undefined ? undefined : masters.get(at))?.known.size ?? 0)
     let replies: Array<[Error | null, unknown]> | null = null
     for (let attempt = 1; ; attempt++) {
       try {
         const pipeline = redis.pipeline()
         for (const w of batch) w.send(pipeline)
-        pipeline.wait(replicas, timeoutMs).role()
+        pipeline.wait(target, timeoutMs).role()
         if (cluster) pipeline.cluster('MYID')
         replies = await pipeline.exec()
       } catch (err) {
@@ -143,7 +155,7 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
       await new Promise((resolve) => setTimeout(resolve, 10 * attempt))
     }
     const [waited, role, id] = (replies ?? []).slice(batch.length)
-    const why = unconfirmed(at, role?.[1], id?.[1], Number(waited?.[1] ?? 0))
+    const why = unconfirmed(at, role?.[1], id?.[1], Number(waited?.[1] ?? 0), target)
     batch.forEach((w, i) => {
       const [err, reply] = replies?.[i] ?? [new Error('no reply'), undefined]
       if (err !== null) w.reject(failedWrite(err, sent))

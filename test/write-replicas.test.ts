@@ -44,7 +44,9 @@ describe('REDIS_WRITE_REPLICAS', () => {
     const r = await post(t, 'alone', { v: 1 })
     expect(r.statusCode).toBe(503)
     expect(r.json().code).toBe('WRITE_OUTCOME_UNKNOWN')
-    expect(r.json().message).toMatch(/0 of the 1 replicas REDIS_WRITE_REPLICAS asks for/)
+    expect(r.json().message).toMatch(
+      /0 of the 1 replicas it waited for \(every replica of the master, at least REDIS_WRITE_REPLICAS=1\)/,
+    )
     // The master has it: the answer said it might.
     const admin = new Redis({ port: master.port })
     expect(JSON.parse((await admin.get(`${t.prefix}alone`)) as string).v).toBe(1)
@@ -82,6 +84,17 @@ describe('REDIS_WRITE_REPLICAS', () => {
     ])
     expect(together.slice(0, 40).map((r) => r.statusCode)).toEqual(Array(40).fill(200))
     expect(together[40]?.statusCode).toBe(412)
+    // Every replica the master has must confirm a write, not only REDIS_WRITE_REPLICAS of them: a Sentinel may
+    // promote the one that has not got it yet. A stalled replica (its connection open) holds writes unconfirmed.
+    second.pause()
+    try {
+      const stalled = await post(t, 'held', { v: 'stalled' })
+      expect(stalled.json().code).toBe('WRITE_OUTCOME_UNKNOWN')
+      expect(stalled.json().message).toMatch(/1 of the 2 replicas it waited for/)
+    } finally {
+      second.resume()
+    }
+    await until(async () => (await post(t, 'held', { v: 1 })).statusCode === 200, 10_000, 50)
     // A replica that leaves could be the one a Sentinel promotes: the other still answers WAIT 1, but a write to
     // this master may be dropped by that failover.
     await second.kill()

@@ -162,7 +162,8 @@ export function startFailoverLoad(
  * a replica, marked stale, and the other cannot serve it. */
 export async function servedFromReplica(withReplica: App, plain: App, kill: () => Promise<unknown>): Promise<void> {
   const read = async (t: App) => (await t.app.inject({ url: '/api/config/lagging', headers: bearer('read') })).json()
-  expect((await read(withReplica)).meta.stale).toBeUndefined() // the master answers
+  const before = await read(withReplica)
+  expect([before.status, before.meta?.stale], JSON.stringify(before)).toEqual(['success', undefined]) // the master answers
   await kill()
   // Until a replica is promoted (a second or more), the master is gone.
   await until(async () => (await read(withReplica)).meta?.stale === true, 1000, 10)
