@@ -82,12 +82,12 @@ export function createRedisLayer({
     wrote: (key, json, updatedAt, etag) => reader.remember(key, json, updatedAt, etag),
 
     async set(key: string, doc: ConfigDocument, json = JSON.stringify(doc)): Promise<void> {
-      await replication.write((c) => c.set(prefix + key, json))
+      await replication.write(prefix + key, (c) => c.set(prefix + key, json))
     },
 
     async delete(key: string) {
       const deleted = (n: number) => n > 0
-      return deleted(await replication.write((c) => c.del(prefix + key), deleted)) ? 'deleted' : 'absent'
+      return deleted(await replication.write(prefix + key, (c) => c.del(prefix + key), deleted)) ? 'deleted' : 'absent'
     },
 
     async listKeys(): Promise<string[]> {
@@ -116,7 +116,7 @@ export function createRedisLayer({
     async swap(key, expected, json) {
       const args = [expected === null ? '1' : '0', expected ?? '', json === null ? '1' : '0', json ?? '']
       const swapped = (reply: unknown) => reply === 1
-      return swapped(await replication.write((c) => c.eval(SWAP, 1, prefix + key, ...args), swapped))
+      return swapped(await replication.write(prefix + key, (c) => c.eval(SWAP, 1, prefix + key, ...args), swapped))
     },
 
     async tryLock(name, ttlMs) {

@@ -10,6 +10,7 @@
 // in one pipeline with `WAIT` and `ROLE`, and the reply is trusted only when ROLE still lists every replica the
 // master had before: when one left, writes answer WRITE_OUTCOME_UNKNOWN until the connection moves to another
 // master, or until no replica has left for `holdMs` (a replica that died, not a promotion).
+import calculateSlot from 'cluster-key-slot'
 import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 
@@ -23,8 +24,9 @@ export interface Replication {
   /** Sends the write `send` makes, and answers its reply once it is known to be replicated (REDIS_WRITE_REPLICAS);
    * throws a LayerUnavailableError otherwise: `not_written` when Redis refused it, `unreplicated` when it was
    * applied on the master but is not known to survive a failover, `unknown` when no reply came. `wrote` tells from
-   * the reply whether it changed anything (a compare-and-set that did not apply needs no replica). */
-  write<T>(send: (c: Commands) => unknown, wrote?: (reply: T) => boolean): Promise<T>
+   * the reply whether it changed anything (a compare-and-set that did not apply needs no replica). `key`: the Redis
+   * key it writes (in a cluster, writes are batched per master by it). */
+  write<T>(key: string, send: (c: Commands) => unknown, wrote?: (reply: T) => boolean): Promise<T>
   /** The connection writes are sent on (a script a write uses is defined on it). */
   readonly client: RedisClient
 }
@@ -66,7 +68,7 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
   if (replicas === 0)
     return {
       client: redis,
-      async write<T>(send: (c: Commands) => unknown) {
+      async write<T>(_key: string, send: (c: Commands) => unknown) {
         const sent = redis.status === 'ready'
         try {
           return (await send(redis)) as T
@@ -77,31 +79,27 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
     }
 
   /** Per master written to: its replicas as ROLE listed them last, until when writes to it stay unconfirmed, and
-   * the replicas whose leaving started that. In a cluster, masters are told apart by their node id (CLUSTER MYID). */
+   * the replicas whose leaving started that. */
   const masters = new Map<string, { known: Set<string>; fencedUntil: number; gone: string[] }>()
   const cluster = redis.isCluster
-  const endpoint = () => {
+  /** The master a write of `key` goes to: the connection's endpoint, or in a cluster the node that ioredis's slot map
+   * names for the key's slot. */
+  const masterOf = (key: string): string => {
+    if (cluster) return (redis as Cluster).slots[calculateSlot(key)]?.[0] ?? 'unknown'
     const socket = (redis as Redis).stream
     return `${socket?.remoteAddress}:${socket?.remotePort}`
   }
 
-  /** Why writes to the master that answered `role` (its node id `id` in a cluster) cannot be confirmed now, given
-   * that `acknowledged` replicas answered WAIT; undefined when they can. */
-  function unconfirmed(
-    at: string | undefined,
-    role: unknown,
-    id: unknown,
-    acknowledged: number,
-    target: number,
-  ): string | undefined {
-    // A master not written to before (a failover moved the connection, or another slot's master): what another had
-    // tells nothing about it. Under Sentinel only the latest master is kept.
-    const node = at ?? String(id)
-    let state = masters.get(node)
+  /** Why writes to the master `at`, which answered `role`, cannot be confirmed now, given that `acknowledged` of the
+   * `target` replicas answered WAIT; undefined when they can. */
+  function unconfirmed(at: string, role: unknown, acknowledged: number, target: number): string | undefined {
+    // A master not written to before (a failover moved the connection): what another had tells nothing about it.
+    // Under Sentinel only the latest master is kept.
+    let state = masters.get(at)
     if (state === undefined) {
       if (!cluster) masters.clear()
       state = { known: new Set(), fencedUntil: 0, gone: [] }
-      masters.set(node, state)
+      masters.set(at, state)
     }
     const now = replicasOf(role)
     if (now === undefined) return 'the node written to is not the master any more (a failover)'
@@ -120,30 +118,35 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
   }
 
   interface Pending {
+    key: string
     send: (c: Commands) => unknown
     wrote: (reply: unknown) => boolean
     resolve: (reply: unknown) => void
     reject: (err: unknown) => void
   }
 
-  /** Sends `batch` in one pipeline closed by one WAIT and ROLE (WAIT covers every write before it on the
-   * connection), and settles each write. */
+  /** Sends `batch` (writes to one master) in one pipeline closed by one WAIT and ROLE (WAIT covers every write before
+   * it on the connection), and settles each write. */
   async function sendBatch(batch: Pending[]): Promise<void> {
     const sent = redis.status === 'ready'
-    const at = cluster ? undefined : endpoint()
-    // Every replica the master had at the last write, and at least N: a Sentinel may promote any replica it has,
-    // including one that had not received the write yet while another had already confirmed it. (In a cluster the
-    // master is known only from the reply, so N.)
-    const target = Math.max(replicas, (at === undefined ? undefined : masters.get(at))?.known.size ?? 0)
+    const first = batch[0] as Pending
     let replies: Array<[Error | null, unknown]> | null = null
+    let at = masterOf(first.key)
+    let target = replicas
     for (let attempt = 1; ; attempt++) {
+      // Every replica the master had at the last write, and at least N: a Sentinel may promote any replica it has,
+      // including one that had not received the write yet while another had already confirmed it.
+      target = Math.max(replicas, masters.get(at)?.known.size ?? 0)
       try {
         const pipeline = redis.pipeline()
         for (const w of batch) w.send(pipeline)
-        pipeline.wait(target, timeoutMs).role()
-        if (cluster) pipeline.cluster('MYID')
-        replies = await pipeline.exec()
+        replies = await pipeline.wait(target, timeoutMs).role().exec()
       } catch (err) {
+        // The slot map changed since the batch was made, and its keys are no longer on one node: one by one.
+        if (batch.length > 1 && /same slots allocation group/.test((err as Error).message)) {
+          for (const w of batch) await sendBatch([w])
+          return
+        }
         for (const w of batch) w.reject(failedWrite(err, sent))
         return
       }
@@ -153,9 +156,10 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
       if (!cluster || attempt >= REDIRECTIONS || !/^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error?.message ?? '')) break
       await new Promise<void>((resolve) => (redis as Cluster).refreshSlotsCache(() => resolve()))
       await new Promise((resolve) => setTimeout(resolve, 10 * attempt))
+      at = masterOf(first.key)
     }
-    const [waited, role, id] = (replies ?? []).slice(batch.length)
-    const why = unconfirmed(at, role?.[1], id?.[1], Number(waited?.[1] ?? 0), target)
+    const [waited, role] = (replies ?? []).slice(batch.length)
+    const why = unconfirmed(at, role?.[1], Number(waited?.[1] ?? 0), target)
     batch.forEach((w, i) => {
       const [err, reply] = replies?.[i] ?? [new Error('no reply'), undefined]
       if (err !== null) w.reject(failedWrite(err, sent))
@@ -164,36 +168,41 @@ export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence 
     })
   }
 
-  // Group commit: while one batch waits for its replicas, the writes that come meanwhile gather into the next, so a
-  // connection is held by one WAIT per batch, not per write. (In a cluster each write is a batch of its own: a
-  // pipeline holds the keys of one node only.)
-  let queue: Pending[] = []
-  let sending = false
-  async function drain(): Promise<void> {
-    sending = true
-    while (queue.length > 0) {
-      const batch = queue
-      queue = []
+  // Group commit, per master: while one batch waits for its replicas, the writes to that master that come meanwhile
+  // gather into the next, so a connection is held by one WAIT per batch, not per write.
+  const queues = new Map<string, { waiting: Pending[]; sending: boolean }>()
+  async function drain(master: string, q: { waiting: Pending[]; sending: boolean }): Promise<void> {
+    q.sending = true
+    while (q.waiting.length > 0) {
+      const batch = q.waiting
+      q.waiting = []
       await sendBatch(batch).catch((err: unknown) => {
         for (const w of batch) w.reject(err)
       })
     }
-    sending = false
+    q.sending = false
+    queues.delete(master)
   }
 
   return {
     client: redis,
-    write<T>(send: (c: Commands) => unknown, wrote: (reply: T) => boolean = () => true) {
+    write<T>(key: string, send: (c: Commands) => unknown, wrote: (reply: T) => boolean = () => true) {
       return new Promise<T>((resolve, reject) => {
         const w = {
+          key,
           send,
           wrote: wrote as (r: unknown) => boolean,
           resolve: resolve as (r: unknown) => void,
           reject,
         }
-        if (cluster) return void sendBatch([w]).catch(reject)
-        queue.push(w)
-        if (!sending) void drain()
+        const master = cluster ? masterOf(key) : ''
+        let q = queues.get(master)
+        if (q === undefined) {
+          q = { waiting: [], sending: false }
+          queues.set(master, q)
+        }
+        q.waiting.push(w)
+        if (!q.sending) void drain(master, q)
       })
     },
   }

@@ -181,7 +181,7 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     return async (key: string, args: (string | number)[], rev: RevisionMeta) => {
       const send = (c: Commands) => (c as unknown as Scripts)[name]?.(...names(key), ...args)
       // Only {1, …} wrote anything ({0}: an expectation failed, {2}: a delete of nothing, {-1}: observe first).
-      const reply = await replication.write<unknown[]>(send, (r) => r[0] === 1)
+      const reply = await replication.write<unknown[]>(`${prefix}${key}`, send, (r) => r[0] === 1)
       if (!cluster || reply[0] !== 1) return reply
       const { time, actor, via, op, after, source } = rev
       const fields = { key, revision: reply[1], time, actor, via, op, sha256: after ?? '', source }
