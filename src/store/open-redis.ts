@@ -1,6 +1,7 @@
-// The Redis side of the store: the layer on a command connection, and cache invalidation on a subscriber connection.
-// Both fail fast while Redis is down (no offline queue, no retries of a command), reconnect with a capped backoff,
-// and say once, in words an ops engineer can act on, what no retry will cure.
+// The Redis side of the store: the layer on a command connection (and, with REDIS_WRITE_REPLICAS, one for writes;
+// with REDIS_READ_FROM=replica, one to a replica), and cache invalidation on a subscriber connection (in a cluster, a
+// pair per node). Every connection fails fast while Redis is down (no offline queue, no retries of a command),
+// reconnects with a capped backoff, and says once, in words an ops engineer can act on, what no retry will cure.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import type { Layer } from '../../stores/layer.js'
@@ -90,7 +91,8 @@ function connectRedis(
         ? new (Client as unknown as { Cluster: ClusterClass }).Cluster(config.clusterNodes, {
             redisOptions: { ...nodeAuth(config), ...options },
             enableOfflineQueue: false,
-            // Writes go to masters; reads too, so that a read after a write sees it (no replica lag).
+            // Reads go to masters, so that a read after a write sees it (no replica lag); the replica-reads
+            // connection (REDIS_READ_FROM=replica) reads replicas.
             scaleReads: replica ? 'slave' : 'master',
             clusterRetryStrategy: options.retryStrategy,
             slotsRefreshTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
