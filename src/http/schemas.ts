@@ -41,7 +41,8 @@ export const Meta = Type.Object({
   ),
   stale: Type.Optional(
     Type.Literal(true, {
-      description: 'the layer could not be reached: this is its last-known-good copy (header X-Config-Stale: 1)',
+      description:
+        "the layer could not be reached: this is its last-known-good copy, or (REDIS_READ_FROM=replica) a Redis replica's, which may lag (header X-Config-Stale: 1)",
     }),
   ),
 })
