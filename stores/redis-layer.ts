@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { LayerUnavailableError, reasonOf } from '../src/errors.js'
 import { type ConfigDocument, isValidKey, type Layer, type ReadResult, timed } from './layer.js'
-import { createReplication, type RedisClient, type Replication } from './redis-replicas.js'
+import { directWrites, type RedisClient, type Replication } from './redis-replicas.js'
 import { TextReader, type TextReaderOptions, textReaderDefaults } from './text-reader.js'
 
 export interface RedisLayerOptions extends Partial<TextReaderOptions> {
@@ -42,7 +42,7 @@ export function createRedisLayer({
   redis,
   prefix,
   connectionError,
-  replication = createReplication({ redis, replicas: 0, timeoutMs: 0, holdMs: 0 }),
+  replication = directWrites(redis),
   replica,
   ...limits
 }: RedisLayerOptions): RedisLayer {

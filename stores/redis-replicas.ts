@@ -44,7 +44,8 @@ export interface ReplicationOptions {
   onFence?: (replicas: string[]) => void
 }
 
-/** A failed write: applied or not, as far as the error tells (see failedWrite in redis-layer.ts). */
+/** A write that failed after it was sent, without Redis answering (a timeout, a connection lost), may still have been
+ * applied; one refused before sending, or answered with an error, was not. */
 export const failedWrite = (err: unknown, sent: boolean) =>
   new LayerUnavailableError(
     'redis',
@@ -63,6 +64,10 @@ function replicasOf(role: unknown): Set<string> | undefined {
   if (!Array.isArray(role) || role[0] !== 'master') return undefined
   return new Set((role[2] as Array<[string, string, string]>).map(([ip, port]) => `${ip}:${port}`))
 }
+
+/** Writes sent on their own, as without REDIS_WRITE_REPLICAS (a layer or history built without a replication). */
+export const directWrites = (redis: RedisClient): Replication =>
+  createReplication({ redis, replicas: 0, timeoutMs: 0, holdMs: 0 })
 
 export function createReplication({ redis, replicas, timeoutMs, holdMs, onFence }: ReplicationOptions): Replication {
   if (replicas === 0)

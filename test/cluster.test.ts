@@ -28,6 +28,9 @@ const env = () => ({
   REDIS_URL: undefined,
   REDIS_CLUSTER_NODES: topology.addresses,
   REDIS_WRITE_REPLICAS: '1',
+  // Long enough that a loaded machine is not what leaves a write unconfirmed (a failover is).
+  REDIS_WRITE_REPLICAS_TIMEOUT_MS: '2000',
+  REDIS_COMMAND_TIMEOUT_MS: '5000',
   CONFIG_HISTORY_MAX: '100000',
 })
 const post = (t: App, key: string, payload: object) =>
@@ -47,6 +50,8 @@ describe('Redis Cluster', () => {
     const a = await buildTestApp(env())
     const b = await buildTestApp({ ...env(), CONFIG_STORE_REDIS_PREFIX: a.prefix })
     const keys = Array.from({ length: 24 }, (_, i) => `k${i}`)
+    // (The instances may still be learning the slots on a loaded machine.)
+    await until(async () => (await post(a, 'k0', { key: 'k0' })).statusCode === 200, 5000, 50)
     for (const key of keys) expect((await post(a, key, { key })).statusCode).toBe(200)
     const masters = new Set(await Promise.all(keys.map(async (k) => (await masterOf(`${a.prefix}${k}`)).port)))
     expect(masters.size).toBe(3)
@@ -158,7 +163,13 @@ describe('Redis Cluster', () => {
     await master.wait(1, 1000)
     master.disconnect()
     // Neither instance has read the key: no last-known-good copy of it anywhere.
-    const base = { ...env(), CONFIG_STORE_REDIS_PREFIX: prefix }
+    // (The default timeouts: a read of the dead master must fail fast, within the outage.)
+    const base = {
+      ...env(),
+      CONFIG_STORE_REDIS_PREFIX: prefix,
+      REDIS_WRITE_REPLICAS_TIMEOUT_MS: undefined,
+      REDIS_COMMAND_TIMEOUT_MS: undefined,
+    }
     const withReplica = await buildTestApp({ ...base, REDIS_READ_FROM: 'replica' })
     const plain = await buildTestApp(base)
     await servedFromReplica(withReplica, plain, async () => topology.nodes.find((n) => n.port === port)?.kill())

@@ -64,6 +64,8 @@ describe('Redis under Sentinel', () => {
       REDIS_SENTINELS: topology.sentinels,
       REDIS_SENTINEL_NAME: topology.name,
       REDIS_WRITE_REPLICAS: '1',
+      REDIS_WRITE_REPLICAS_TIMEOUT_MS: '2000',
+      REDIS_COMMAND_TIMEOUT_MS: '5000',
       CONFIG_HISTORY_MAX: '100000',
     }
     const a = await buildTestApp(env)

@@ -29,7 +29,7 @@ export async function migrateToRedis(store: ConfigStore, options: MigrateOptions
   if (redis === undefined) {
     throw new AppError(
       'STORE_UNAVAILABLE',
-      'migrate needs Redis: set REDIS_URL and leave CONFIG_STORE_DISABLE_REDIS off',
+      'migrate needs Redis: set REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES, and leave CONFIG_STORE_DISABLE_REDIS off',
     )
   }
   const keys = selectKeys(store.validator, options.keys, undefined, (await presentKeys(store)).keys)

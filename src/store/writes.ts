@@ -215,7 +215,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
     if (outcome === 'unreplicated')
       return new AppError(
         'WRITE_OUTCOME_UNKNOWN',
-        `the Redis master applied the write of ${key}, but not as many replicas as REDIS_WRITE_REPLICAS asks for are known to hold it, so a failover may still drop it (${reasonOf(err)}); read ${key} before retrying`,
+        `the Redis master applied the write of ${key}, but its replicas are not known to hold it (REDIS_WRITE_REPLICAS), so a failover may still drop it (${reasonOf(err)}); read ${key} before retrying`,
         { cause: err },
       )
     if (outcome === 'unknown')

@@ -5,7 +5,7 @@
 //   <prefix>:changes                  the change feed, a Redis Stream (XADD … MAXLEN ~ CONFIG_FEED_MAX)
 // The braces put a key's history in the slot of the key itself. A write, its revision and its event are one script;
 // in a Redis Cluster, where the feed lives in a slot of its own, the event is added right after it.
-import { type Commands, createReplication, type RedisClient, type Replication } from '../../../stores/redis-replicas.js'
+import { type Commands, directWrites, type RedisClient, type Replication } from '../../../stores/redis-replicas.js'
 import { LayerUnavailableError, reasonOf } from '../../errors.js'
 import {
   type Change,
@@ -118,7 +118,7 @@ return {1, n + 1, id, before or ''}`
 const metaOf = (r: Pick<Revision, 'time' | 'actor' | 'via' | 'source'>) =>
   JSON.stringify({ time: r.time, actor: r.actor, via: r.via, source: r.source }).slice(1)
 
-type Scripts = Record<string, (...args: (string | number)[]) => unknown>
+type ScriptCall = (...args: (string | number)[]) => unknown
 /** What a script's revision holds besides its number and the sha256 before it. */
 type RevisionMeta = Omit<Revision, 'revision' | 'before'>
 
@@ -173,13 +173,15 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     const own = [full, `${prefix}:history:{${full}}`, `${prefix}:docs:{${full}}`]
     return cluster ? own : [...own, stream]
   }
-  const replication = opts.replication ?? createReplication({ redis, replicas: 0, timeoutMs: 0, holdMs: 0 })
+  const replication = opts.replication ?? directWrites(redis)
   /** A script, sent through `replication`: its reply. In a cluster, the event of the revision it recorded is added
    * after it (`event`: its fields but the revision); when that fails, the revision stands and the feed misses it. */
   const script = (name: string, lua: string) => {
     replication.client.defineCommand(name, { numberOfKeys: cluster ? 3 : 4, lua })
     return async (key: string, args: (string | number)[], rev: RevisionMeta) => {
-      const send = (c: Commands) => (c as unknown as Scripts)[name]?.(...names(key), ...args)
+      // (Defined on the connection writes go on, so it is there on that connection's pipelines.)
+      const send = (c: Commands) =>
+        ((c as unknown as Record<string, ScriptCall>)[name] as ScriptCall)(...names(key), ...args)
       // Only {1, …} wrote anything ({0}: an expectation failed, {2}: a delete of nothing, {-1}: observe first).
       const reply = await replication.write<unknown[]>(`${prefix}${key}`, send, (r) => r[0] === 1)
       if (!cluster || reply[0] !== 1) return reply
