@@ -1,30 +1,48 @@
-// The ceilings the service is measured against, in the same run: a bare Fastify 5 route that returns the bytes of
-// a cached config read (`http`), and one that returns one ioredis GET of the same document (`redis`).
-// usage: node dist/bench/ceiling.js http|redis   (PORT, BODY_FILE for http; REDIS_URL, REDIS_KEY for redis)
+// The ceilings the service is measured against, in the same run and with the same bytes: a bare node:http server
+// (`node-http`) and a bare Fastify 5 route (`http`) that return the bytes of a cached config read; a Fastify route
+// that returns one ioredis GET of the same document (`redis`); and one that stores the posted document with one
+// ioredis SET (`redis-set`).
+// usage: node dist/bench/ceiling.js node-http|http|redis|redis-set
+//   (PORT; BODY_FILE for node-http and http; REDIS_URL, REDIS_KEY for redis and redis-set)
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 
 const mode = process.argv[2]
-const app = Fastify({ logger: false })
+const port = Number(process.env.PORT)
 const json = 'application/json; charset=utf-8'
 
-if (mode === 'http') {
-  const body = readFileSync(process.env.BODY_FILE as string, 'utf8')
-  app.get('/x', (_request, reply) => {
-    reply.type(json).send(body)
-  })
-} else if (mode === 'redis') {
-  const redis = new Redis(process.env.REDIS_URL as string)
-  const key = process.env.REDIS_KEY as string
-  app.get('/x', async (_request, reply) => reply.type(json).send(await redis.get(key)))
-  app.addHook('onClose', async () => {
-    redis.disconnect()
-  })
+if (mode === 'node-http') {
+  const body = readFileSync(process.env.BODY_FILE as string)
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': json, 'content-length': body.length }).end(body)
+  }).listen(port, '127.0.0.1')
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () => server.close(() => process.exit(0)).closeAllConnections())
 } else {
-  throw new Error('usage: ceiling.js http|redis')
+  const app = Fastify({ logger: false })
+  if (mode === 'http') {
+    const body = readFileSync(process.env.BODY_FILE as string, 'utf8')
+    app.get('/x', (_request, reply) => {
+      reply.type(json).send(body)
+    })
+  } else if (mode === 'redis' || mode === 'redis-set') {
+    const redis = new Redis(process.env.REDIS_URL as string)
+    const key = process.env.REDIS_KEY as string
+    if (mode === 'redis') app.get('/x', async (_request, reply) => reply.type(json).send(await redis.get(key)))
+    else
+      app.post('/x', async (request) => {
+        await redis.set(key, JSON.stringify(request.body))
+        return { success: true }
+      })
+    app.addHook('onClose', async () => {
+      redis.disconnect()
+    })
+  } else {
+    throw new Error('usage: ceiling.js node-http|http|redis|redis-set')
+  }
+  await app.listen({ host: '127.0.0.1', port })
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () => void app.close().then(() => process.exit(0)))
 }
-
-await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) })
-for (const signal of ['SIGTERM', 'SIGINT'] as const)
-  process.once(signal, () => void app.close().then(() => process.exit(0)))

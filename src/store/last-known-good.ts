@@ -77,14 +77,15 @@ export class LastKnownGood {
     return [...this.#index.keys()]
   }
 
-  /** Remembers `copy` as what `layer` holds for `key` (a copy already known costs a digest, no write). */
+  /** Remembers `copy` as what `layer` holds for `key` (a copy already known costs a digest, no write). The digest is
+   * the ETag's own hash (src/store/etag.ts): a copy that has its tag already is not hashed again. */
   see(layer: LayerName, key: string, copy: KnownCopy): void {
-    const sum = digest(copy.json)
+    const sum = copy.etag === undefined ? digest(copy.json) : copy.etag.slice(1, -1)
     const layers = this.#index.get(key)
     if (layers?.get(layer) === sum) return
     if (layers === undefined) this.#index.set(key, new Map([[layer, sum]]))
     else layers.set(layer, sum)
-    // The digest is the ETag's own hash (src/store/etag.ts): a stale answer served from this copy needs no other.
+    // A stale answer served from this copy needs no other tag.
     const known = { json: copy.json, updatedAt: copy.updatedAt, etag: `"${sum}"` }
     this.#recent.set(fileName(layer, key), known, bytesOf(copy.json) + 64)
     this.#change(fileName(layer, key), known)
