@@ -27,6 +27,8 @@ export interface ProfileSummary {
   /** Samples counted (those after `skipMs`). */
   samples: number
   top: Array<{ frame: string; share: number }>
+  /** Self time by source file (natives under their own name). */
+  files: Array<{ file: string; share: number }>
   /** For each file pattern asked for: the share of samples with a frame from a matching source on the stack. */
   inclusive: Record<string, number>
 }
@@ -70,6 +72,7 @@ export function summarize(dir: string, skipMs: number, files: Record<string, Reg
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
   const origins = new Map(p.nodes.map((n) => [n.id, origin(n.callFrame)]))
   const self = new Map<string, number>()
+  const selfByFile = new Map<string, number>()
   const inclusive = Object.fromEntries(Object.keys(files).map((k) => [k, 0]))
   let t = p.startTime
   let counted = 0
@@ -81,6 +84,8 @@ export function summarize(dir: string, skipMs: number, files: Record<string, Reg
     if (o === undefined || o.frame === '(idle)') continue
     counted++
     self.set(o.frame, (self.get(o.frame) ?? 0) + 1)
+    const file = o.file || o.frame
+    selfByFile.set(file, (selfByFile.get(file) ?? 0) + 1)
     const onStack = new Set<string>()
     for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
       const file = origins.get(n)?.file ?? ''
@@ -95,6 +100,7 @@ export function summarize(dir: string, skipMs: number, files: Record<string, Reg
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([frame, n]) => ({ frame, share: share(n) })),
+    files: [...selfByFile].sort((a, b) => b[1] - a[1]).map(([file, n]) => ({ file, share: share(n) })),
     inclusive: Object.fromEntries(Object.entries(inclusive).map(([k, n]) => [k, share(n)])),
   }
 }

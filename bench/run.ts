@@ -506,15 +506,41 @@ async function main(): Promise<void> {
     servers.push(filesOnly)
     await post(filesOnly, KEY, doc2k)
 
-    const cachedBody = await (await fetch(`${service.base}/api/config/${KEY}`, { headers: AUTH })).text()
+    // The ceilings answer what the service answers, byte for byte: its headers (but those Node adds itself) and body.
+    const answer = async (r: Response) => ({
+      headers: JSON.stringify(
+        Object.fromEntries(
+          [...r.headers].filter(([h]) => !['date', 'connection', 'keep-alive', 'content-length'].includes(h)),
+        ),
+      ),
+      body: await r.text(),
+    })
+    const cached = await answer(await fetch(`${service.base}/api/config/${KEY}`, { headers: AUTH }))
+    const posted = await answer(
+      await fetch(`${service.base}/api/config/${POST_KEY}`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json' },
+        body: JSON.stringify(documentOf(POST_KEY, 2048)),
+      }),
+    )
     const bodyFile = join(dir, 'body.json')
-    writeFileSync(bodyFile, cachedBody)
+    const postReplyFile = join(dir, 'post-reply.json')
+    writeFileSync(bodyFile, cached.body)
+    writeFileSync(postReplyFile, posted.body)
+    await client.set('bench-ceiling:body', cached.body)
     const ceiling = (name: string, mode: string, env: Record<string, string>) =>
       startProcess(name, ['dist/bench/ceiling.js', mode], env, '/x')
-    const ceilingNode = await ceiling('ceiling-node-http', 'node-http', { BODY_FILE: bodyFile })
-    const ceilingHttp = await ceiling('ceiling-http', 'http', { BODY_FILE: bodyFile })
-    const ceilingRedis = await ceiling('ceiling-redis', 'redis', { REDIS_URL: redisMain.url, REDIS_KEY: PREFIX + KEY })
+    const ceilingGet = { HEADERS: cached.headers, BODY_FILE: bodyFile }
+    const ceilingNode = await ceiling('ceiling-node-http', 'node-http', ceilingGet)
+    const ceilingHttp = await ceiling('ceiling-http', 'http', ceilingGet)
+    const ceilingRedis = await ceiling('ceiling-redis', 'redis', {
+      HEADERS: cached.headers,
+      REDIS_URL: redisMain.url,
+      REDIS_KEY: 'bench-ceiling:body',
+    })
     const ceilingSet = await ceiling('ceiling-redis-set', 'redis-set', {
+      HEADERS: posted.headers,
+      BODY_FILE: postReplyFile,
       REDIS_URL: redisMain.url,
       REDIS_KEY: `bench-ceiling:${POST_KEY}`,
     })

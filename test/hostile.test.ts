@@ -180,6 +180,31 @@ describe('deep or wide documents', () => {
   })
 })
 
+describe('bodies that would poison a prototype', () => {
+  it.each([
+    ['__proto__', '{"a":1,"__proto__":{"admin":true}}'],
+    ['__proto__ spelled with escapes', '{"a":1,"\\u005f_proto__":{"admin":true}}'],
+    ['constructor.prototype', '{"a":{"constructor":{"prototype":{"admin":true}}}}'],
+    ['constructor.prototype spelled with escapes', '{"a":{"\\u0063onstructor":{"prototype":{"admin":true}}}}'],
+  ])('%s: 400 at the parser, nothing written', async (_name, payload) => {
+    const t = await app({ REDIS_URL: undefined })
+    for (const method of ['POST', 'PATCH'] as const) {
+      const res = await t.app.inject({ method, url: '/api/config/k', headers: json, payload })
+      expect(res.statusCode, method).toBe(400)
+      expect(res.json(), method).toMatchObject({ code: 'BAD_REQUEST' })
+    }
+    expect(configFiles(t.dir)).toEqual([])
+  })
+
+  it("a text that is not JSON gets the parser's own 400; an ordinary one is parsed", async () => {
+    const t = await app({ REDIS_URL: undefined })
+    const bad = await t.app.inject({ method: 'POST', url: '/api/config/k', headers: json, payload: '{"a":' })
+    expect(bad.statusCode).toBe(400)
+    const ok = await t.app.inject({ method: 'POST', url: '/api/config/k', headers: json, payload: '{"a":"é","b":[1]}' })
+    expect(ok.json()).toMatchObject({ data: { a: 'é', b: [1] } })
+  })
+})
+
 describe('key and field names that are Object.prototype members', () => {
   it.each(['constructor', '__proto__', 'tostring', 'hasownproperty'])(
     '%s is an ordinary free-form key',

@@ -1,6 +1,6 @@
 // The canonical form of a document, for comparing copies across layers: keys sorted at every depth, the top-level
 // `_updated_at` left out (each layer may stamp its own).
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { ConfigDocument } from '../../stores/layer.js'
 
 function sorted(value: unknown): unknown {
@@ -17,7 +17,7 @@ export function canonicalJson(doc: ConfigDocument): string {
 }
 
 export function canonicalHash(doc: ConfigDocument): string {
-  return createHash('sha256').update(canonicalJson(doc)).digest('hex')
+  return hash('sha256', canonicalJson(doc), 'hex')
 }
 
 /** Milliseconds of a document's `_updated_at`, or null when it has none (or one that does not parse). */

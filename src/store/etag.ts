@@ -1,9 +1,9 @@
 // Entity tags (RFC 9110 §8.8.3): a strong tag derived from the document's compact JSON text, so every instance, and
 // every layer holding the same document, gives the same tag; and the If-Match / If-None-Match checks of a write.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { AppError } from '../errors.js'
 
-export const etagOf = (json: string): string => `"${createHash('sha256').update(json).digest('base64url')}"`
+export const etagOf = (json: string): string => `"${hash('sha256', json, 'base64url')}"`
 
 /** The same tag, from the digest in hex (a revision's `after`), without hashing the document again. */
 export const etagOfSha = (hex: string): string => `"${Buffer.from(hex, 'hex').toString('base64url')}"`

@@ -5,7 +5,7 @@
 // one 0600 file per key and layer, `<key>.<layer>` (key names hold no dot), holding a header line and the document's
 // JSON text as it is, so writing one costs no serialisation. A file is replaced atomically (temp file, rename); the
 // last change before a power loss may be lost, never a file half written.
-import { createHash, randomBytes } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyBaseLogger as Logger } from 'fastify'
@@ -22,7 +22,7 @@ export interface KnownCopy {
   etag?: string
 }
 
-const digest = (json: string) => createHash('sha256').update(json).digest('base64url')
+const digest = (json: string) => hash('sha256', json, 'base64url')
 const fileName = (layer: LayerName, key: string) => `${key}.${layer}`
 
 export class LastKnownGood {

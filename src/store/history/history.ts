@@ -1,7 +1,7 @@
 // History (docs/history.md): every change of a key's document in the primary layer is a revision, kept with its
 // document, and an event in an ordered feed. It lives in Redis when Redis is configured (src/store/history/redis.ts)
 // and otherwise in a journal in the files directory (src/store/history/journal.ts); both answer to this interface.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { LayerName } from '../../../stores/layer.js'
 import { AppError } from '../../errors.js'
 import type { Attribution, FeedEvent, Revision } from './schemas.js'
@@ -77,7 +77,7 @@ export interface History {
   close(): Promise<void>
 }
 
-export const sha256Hex = (json: string) => createHash('sha256').update(json).digest('hex')
+export const sha256Hex = (json: string) => hash('sha256', json, 'hex')
 
 /** Calls every listener of a feed; one that throws does not stop the others. */
 export class Listeners {
