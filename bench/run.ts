@@ -1,7 +1,8 @@
-// npm run bench [-- --quick]: the service against its own ceilings, in one sitting, on loopback. Starts its own
-// redis-server, the production build of the service (logging at warn) and the ceiling servers as child processes;
-// autocannon runs here, in this process, apart from every server. Alternating rounds, medians, ratios against the
-// targets in BENCHMARKS.md, and the growth with document size and key count. Writes BENCHMARKS.md.
+// npm run bench [-- --quick]: the service against its own ceilings, in one sitting, on loopback (README
+// "Benchmarks"). Starts its own redis-server, the production build of the service (logging at warn), the ceiling
+// servers and the peers it finds (the legacy PHP API, etcd) as child processes, and drives them with the loader of
+// bench/loader.ts. CPU per request first; alternating rounds, medians, ratios against the targets; a CPU profile per
+// path; the growth with document size and key count. Writes BENCHMARKS.md.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
@@ -241,6 +242,25 @@ interface Measure {
   rssMb: number
 }
 
+/** The machine's CPU time so far, busy and in all, in clock ticks (the first line of /proc/stat). */
+function machineTicks(): { busy: number; total: number } {
+  const [, ...fields] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/)
+  const n = fields.slice(0, 8).map(Number) // user … steal; guest time is counted in user already
+  const total = n.reduce((a, b) => a + b, 0)
+  return { busy: total - (n[3] ?? 0) - (n[4] ?? 0), total } // idle and iowait are not busy
+}
+/** Waits (at most 10 s) until the machine has been quiet for 300 ms — under a tenth of its cores busy — so that a
+ * measurement does not start while a server of the one before (etcd compacting, a large write draining) still works. */
+async function quiet(): Promise<void> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const a = machineTicks()
+    await new Promise((r) => setTimeout(r, 300))
+    const b = machineTicks()
+    if ((b.busy - a.busy) / Math.max(1, b.total - a.total) < 0.1 || Date.now() > deadline) return
+  }
+}
+
 async function load(
   server: Server,
   path: string,
@@ -254,6 +274,7 @@ async function load(
   } = {},
 ): Promise<Measure> {
   const pid = server.child.pid as number
+  await quiet()
   resetPeakRss(pid)
   const cpuBefore = cpuMs(pid)
   const writesBefore = writeCalls(pid)

@@ -41,10 +41,10 @@ function requestId(request: IncomingMessage): string {
 
 type BodyParser = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => void
 
-/** Fastify's JSON parser (prototype poisoning refused), after the shape limits: 400 before anything walks the body. */
 /** Whether a JSON text could name `__proto__` or `constructor` as a member: only by spelling it, or with \u escapes. */
 const mayPoison = (text: string) => text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')
 
+/** Fastify's JSON parser (prototype poisoning refused), after the shape limits: 400 before anything walks the body. */
 function boundedJsonParser(secureParse: BodyParser, maxNodes: number): BodyParser {
   return (request, body, done) => {
     const tooBig = jsonLimitError(body, maxNodes)
