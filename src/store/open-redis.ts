@@ -68,24 +68,31 @@ interface ConnectOptions {
 
 /** Commands sent in one turn of the event loop leave in one socket write: the socket is corked at the first and
  * uncorked once the turn's I/O callbacks have run. Under load that is one write for many requests' commands instead of
- * one each. Each command keeps its own command timeout. (ioredis's enableAutoPipelining batches too, but holds every
- * new command back while an earlier batch waits for its answers: a stalled Redis doubled the command timeout.) */
+ * one each. Each command keeps its own command timeout. A socket with bytes still queued is not corked (Node writes
+ * what queues there together when it drains), and a batch is sent once it holds FLUSH_AT bytes: large documents
+ * are not held back behind each other. (ioredis's enableAutoPipelining batches too, but holds every new command back
+ * while an earlier batch waits for its answers: a stalled Redis doubled the command timeout.) */
 function coalesceWrites(redis: Redis): void {
   const send = redis.sendCommand.bind(redis)
-  let corked = false
+  let corked: Redis['stream'] | undefined
+  const flush = () => {
+    const socket = corked
+    corked = undefined
+    socket?.uncork()
+  }
   redis.sendCommand = (command, stream) => {
     const socket = redis.stream
-    if (!corked && socket?.writable) {
-      corked = true
+    if (corked === undefined && socket?.writable && socket.writableLength === 0) {
+      corked = socket
       socket.cork()
-      setImmediate(() => {
-        corked = false
-        socket.uncork()
-      })
+      setImmediate(flush)
     }
-    return send(command, stream)
+    const sent = send(command, stream)
+    if (corked !== undefined && corked.writableLength >= FLUSH_AT) flush()
+    return sent
   }
 }
+const FLUSH_AT = 64 * 1024
 
 function connectRedis(
   Client: RedisClass,

@@ -21,4 +21,16 @@ describe('the Redis command connection', () => {
     // One write for the 200 GETs (and a few of the test runner's own); one write per command would be 200.
     expect(writes).toBeLessThan(20)
   })
+
+  it('sends a large command at once rather than holding it behind the others of its turn', async () => {
+    const t = await buildTestApp()
+    const redis = layerOf(t.app.store, 'redis')
+    await redis.get('warm')
+    const big = { notes: 'x'.repeat(100_000) }
+    const before = writeCalls()
+    await Promise.all(Array.from({ length: 20 }, (_, i) => redis.set(`big${i}`, big)))
+    // At least a write per 100 KB command; one batch for all 2 MB would be one write, and a few more as it drains.
+    expect(writeCalls() - before).toBeGreaterThanOrEqual(20)
+    expect(await redis.get('big19')).toMatchObject({ state: 'hit', doc: big })
+  })
 })
