@@ -652,7 +652,7 @@ async function main(): Promise<void> {
       probes: QUICK ? 100 : 1000,
     })
     // The highly available topologies, before the growth section: the single-Redis instances they are compared with
-    // are then as the main measures left them, not after 10,000 keys came and went.
+    // are as the main measures left them.
     const ha: string[] = []
     for (const topology of [sentinelTopology, clusterTopology])
       ha.push(
