@@ -1,6 +1,6 @@
 // The load generator of the benchmark: wrk when it is installed (C, one thread, a small share of one core), else
 // autocannon in a child process pinned with taskset to a core of its own (the servers are then kept off that core:
-// see `serverCores`). Either way the loader runs apart from every server, and its CPU is not the server's.
+// see `serverCommand`). Either way the loader runs apart from every server, and its CPU is not the server's.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -155,5 +155,5 @@ export const drive = (spec: LoadSpec): Promise<LoadResult> => (WRK ? wrk(spec) :
 /** For the record: the loader's version line. */
 export const loaderVersion = (): string =>
   WRK
-    ? (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'wrk')
+    ? (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split(' [')[0] ?? 'wrk') // wrk <version> [epoll] …
     : `autocannon ${execFileSync(process.execPath, [autocannonBin, '--version'], { encoding: 'utf8' }).trim()}`
