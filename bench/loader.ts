@@ -31,7 +31,8 @@ export interface LoadSpec {
 }
 
 const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore' }).error === undefined
-const WRK = process.env.BENCH_LOADER !== 'autocannon' && has('wrk', ['--version'])
+const FORCED = process.env.BENCH_LOADER === 'autocannon'
+const WRK = !FORCED && has('wrk', ['--version'])
 const TASKSET = has('taskset', ['--version'])
 const LAST_CORE = cpus().length - 1
 
@@ -39,7 +40,7 @@ const LAST_CORE = cpus().length - 1
 export const loaderName = WRK
   ? 'wrk (one thread, unpinned)'
   : TASKSET && LAST_CORE > 0
-    ? `autocannon in its own process, pinned to core ${LAST_CORE}, servers kept off it (wrk was not found: \`apt-get install -y wrk\`)`
+    ? `autocannon in its own process, pinned to core ${LAST_CORE}, servers kept off it (${FORCED ? 'BENCH_LOADER=autocannon' : 'wrk was not found: `apt-get install -y wrk`'})`
     : 'autocannon in its own process, sharing the cores (neither wrk nor taskset was found)'
 
 /** The prefix that keeps a server off the loader's core, when autocannon has one of its own. */
@@ -156,4 +157,5 @@ export const drive = (spec: LoadSpec): Promise<LoadResult> => (WRK ? wrk(spec) :
 export const loaderVersion = (): string =>
   WRK
     ? (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split(' [')[0] ?? 'wrk') // wrk <version> [epoll] …
-    : `autocannon ${execFileSync(process.execPath, [autocannonBin, '--version'], { encoding: 'utf8' }).trim()}`
+    : (execFileSync(process.execPath, [autocannonBin, '--version'], { encoding: 'utf8' }).split('\n')[0] ??
+      'autocannon') // "autocannon v9.0.0"
