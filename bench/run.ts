@@ -777,6 +777,17 @@ function render(
     `${f(x)} (≤ ${max})`,
     x <= max,
   ]
+  /** A peer's CPU/req ÷ the service's (at least `min`), when the peer was measured. */
+  const peer = (theirs: string, ours: string, min: number, name: string): Array<[string, string, boolean]> =>
+    has(theirs)
+      ? [
+          [
+            `${name}: CPU/req (req/s this ÷ theirs)`,
+            `${f(cpu(theirs, ours))} (${f(rps(ours, theirs))}) (≥ ${min})`,
+            cpu(theirs, ours) >= min,
+          ],
+        ]
+      : []
   const rssPeak = Math.max(
     ...['GET cached', 'GET uncached', 'GET files only', 'POST', 'GET redis down', 'GET legacy'].map((n) => g(n).rssMb),
   )
@@ -810,24 +821,8 @@ function render(
         worst <= 0.05,
       ] as [string, string, boolean]
     }) satisfies Array<[string, string, boolean]>),
-    ...(has('legacy PHP: GET')
-      ? [
-          [
-            'reads: the legacy PHP ÷ this service, the same GET /config_api.php: CPU/req (req/s this ÷ PHP)',
-            `${f(cpu('legacy PHP: GET', 'GET legacy'))} (${f(rps('GET legacy', 'legacy PHP: GET'))}) (≥ 5)`,
-            cpu('legacy PHP: GET', 'GET legacy') >= 5,
-          ] as [string, string, boolean],
-        ]
-      : []),
-    ...(has('etcd: PUT')
-      ? [
-          [
-            'writes: etcd PUT ÷ this service POST: CPU/req (req/s this ÷ etcd)',
-            `${f(cpu('etcd: PUT', 'POST'))} (${f(rps('POST', 'etcd: PUT'))}) (≥ 2)`,
-            cpu('etcd: PUT', 'POST') >= 2,
-          ] as [string, string, boolean],
-        ]
-      : []),
+    ...peer('legacy PHP: GET', 'GET legacy', 5, 'reads: the legacy PHP ÷ this service, the same GET /config_api.php'),
+    ...peer('etcd: PUT', 'POST', 2, 'writes: etcd PUT ÷ this service POST'),
     atMost('POST with history ÷ history off (CONFIG_HISTORY_MAX=0): CPU/req', cpu('POST', 'POST, history off'), 1.25),
     atMost('cached GET with history ÷ history off: CPU/req', cpu('GET cached', 'GET cached, history off'), 1.05),
     [
