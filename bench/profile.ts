@@ -27,8 +27,6 @@ export interface ProfileSummary {
   /** Samples counted (those after `skipMs`). */
   samples: number
   top: Array<{ frame: string; share: number }>
-  /** Self time by source file (natives under their own name). */
-  files: Array<{ file: string; share: number }>
   /** For each file pattern asked for: the share of samples with a frame from a matching source on the stack. */
   inclusive: Record<string, number>
 }
@@ -56,7 +54,7 @@ function origin(f: CallFrame): { frame: string; file: string } {
     | { name?: string; fileName?: string; lineNumber?: number }
     | undefined
   if (o?.fileName === undefined) {
-    const file = f.url.replace(/^.*\/node_modules\//, '').replace(/^node:/, 'node:')
+    const file = f.url.replace(/^.*\/node_modules\//, '')
     return { frame: `${f.functionName || '(anonymous)'} (${file}:${f.lineNumber + 1})`, file }
   }
   const file = o.fileName.replace(/^.*\/node_modules\//, '').replace(/^.*?\/(src|stores|routes)\//, '$1/')
@@ -72,7 +70,6 @@ export function summarize(dir: string, skipMs: number, files: Record<string, Reg
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
   const origins = new Map(p.nodes.map((n) => [n.id, origin(n.callFrame)]))
   const self = new Map<string, number>()
-  const selfByFile = new Map<string, number>()
   const inclusive = Object.fromEntries(Object.keys(files).map((k) => [k, 0]))
   let t = p.startTime
   let counted = 0
@@ -84,8 +81,6 @@ export function summarize(dir: string, skipMs: number, files: Record<string, Reg
     if (o === undefined || o.frame === '(idle)') continue
     counted++
     self.set(o.frame, (self.get(o.frame) ?? 0) + 1)
-    const file = o.file || o.frame
-    selfByFile.set(file, (selfByFile.get(file) ?? 0) + 1)
     const onStack = new Set<string>()
     for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
       const file = origins.get(n)?.file ?? ''
@@ -100,7 +95,6 @@ export function summarize(dir: string, skipMs: number, files: Record<string, Reg
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([frame, n]) => ({ frame, share: share(n) })),
-    files: [...selfByFile].sort((a, b) => b[1] - a[1]).map(([file, n]) => ({ file, share: share(n) })),
     inclusive: Object.fromEntries(Object.entries(inclusive).map(([k, n]) => [k, share(n)])),
   }
 }
