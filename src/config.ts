@@ -45,7 +45,15 @@ export const EnvSchema = Type.Object({
   CONFIG_STORE_REDIS_PREFIX: Type.String({ default: 'r:ss:config:', minLength: 1 }),
   CONFIG_STORE_DISABLE_REDIS: Type.Optional(Flag),
   EXTERNAL_CONFIG_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://[^/]' })),
-  CONFIG_API_TOKEN: Type.Optional(Text),
+  // Sent as `Authorization: Bearer <token>`: a value no header can carry (a placeholder's `…`, a line break) is a
+  // start-up error, not a PHP layer reported unreachable. PHP trims the token it reads, so edges are never blank.
+  CONFIG_API_TOKEN: Type.Optional(
+    Type.String({
+      pattern: '^[\\x21-\\x7e](?:[\\x20-\\x7e]*[\\x21-\\x7e])?$',
+      errorMessage:
+        'must be printable ASCII without spaces at either end, since it is sent as an HTTP header (Authorization: Bearer …)',
+    }),
+  ),
   CONFIG_FILES_DIR: Type.String({ default: './data', minLength: 1 }),
   MAGIC_LINK_TOKENS_FILE: Type.Optional(Text),
   CONFIG_LKG_DIR: Type.Optional(
@@ -160,6 +168,9 @@ const SECRET_VARIABLES = new Set([
 /** Names of these families that the service does not know are probably typos of ones it does. */
 const OWN_FAMILIES = /^(CONFIG_|REDIS_|JWT_|AUTH_|METRICS_)/
 const KNOWN = Object.keys(EnvSchema.properties)
+/** Variables of those families that the project's own files read, not the service: docker-compose.yml publishes the
+ * port at CONFIG_STORE_PUBLISH (from the same `.env`), and .ci/run caches Node under CONFIG_STORE_CI_CACHE. */
+export const PROJECT_VARIABLES: ReadonlySet<string> = new Set(['CONFIG_STORE_PUBLISH', 'CONFIG_STORE_CI_CACHE'])
 
 export interface Environment {
   /** The variables the service knows, set and not empty. */
@@ -179,7 +190,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = proc
   const warnings: string[] = []
   for (const [name, value] of Object.entries({ ...fileValues, ...env })) {
     const known = Object.hasOwn(EnvSchema.properties, name)
-    if (!known && OWN_FAMILIES.test(name)) {
+    if (!known && OWN_FAMILIES.test(name) && !PROJECT_VARIABLES.has(name)) {
       const where = Object.hasOwn(env, name) ? '' : ' (in .env)'
       warnings.push(`${name}${where} is not a variable config-store knows; did you mean ${closest(name)}?`)
     }
@@ -222,9 +233,13 @@ function described(name: string, value: string): string {
   return SECRET_VARIABLES.has(name) ? `got ${value.length} characters` : `got ${JSON.stringify(value)}`
 }
 
-/** The schema's message, or the allowed values of an enumeration (a union of literals). */
+/** The schema's own `errorMessage`, the allowed values of an enumeration (a union of literals), or the message. */
 function problem(name: string, message: string): string {
-  const options = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[name]?.anyOf
+  const schema = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }>; errorMessage?: string }>)[
+    name
+  ]
+  if (schema?.errorMessage !== undefined) return schema.errorMessage
+  const options = schema?.anyOf
   if (options?.every((o) => typeof o.const === 'string'))
     return `must be one of ${options.map((o) => o.const).join(', ')}`
   return message

@@ -1,9 +1,10 @@
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { configFrom, loadConfig, readEnvironment } from '../src/config.js'
 import { ConfigError } from '../src/errors.js'
 import { tempDir } from './helpers/app.js'
+import { ROOT } from './helpers/cli.js'
 
 describe('configuration from the environment', () => {
   it('with nothing set: files only, on loopback:8080, the documented defaults', () => {
@@ -142,6 +143,27 @@ describe('configuration from the environment', () => {
       'JWT_SECRETS is not a variable config-store knows; did you mean JWT_SECRET?',
       'REDIS_URI is not a variable config-store knows; did you mean REDIS_URL?',
     ])
+  })
+
+  it("the variables the project's own files use (compose, CI) are known, not warned about", () => {
+    const files = ['docker-compose.yml', 'Dockerfile', '.ci/run', 'bin/healthcheck'].map((f) =>
+      readFileSync(join(ROOT, f), 'utf8'),
+    )
+    const used = new Set(files.flatMap((t) => [...t.matchAll(/\$\{?((?:CONFIG_|REDIS_|JWT_|AUTH_|METRICS_)\w*)/g)].map((m) => m[1])))
+    expect(used).toContain('CONFIG_STORE_PUBLISH')
+    const env = Object.fromEntries([...used].map((name) => [name as string, 'x']))
+    expect(readEnvironment(env, tempDir('no-env')).warnings).toEqual([])
+  })
+
+  it('a CONFIG_API_TOKEN that cannot be sent as a header is a start-up error, never echoed', () => {
+    for (const bad of ['…', 'abc\ndef', ' padded ', 'tok€n']) {
+      expect(() => loadConfig({ CONFIG_API_TOKEN: bad })).toThrow(
+        `CONFIG_API_TOKEN: must be printable ASCII without spaces at either end, since it is sent as an HTTP header (Authorization: Bearer …) (got ${bad.length} characters)`,
+      )
+    }
+    expect(loadConfig({ CONFIG_API_TOKEN: 's3cr3t-T0ken_with.some~chars' }).CONFIG_API_TOKEN).toBe(
+      's3cr3t-T0ken_with.some~chars',
+    )
   })
 
   it('an error says when the value came from .env', () => {

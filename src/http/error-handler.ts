@@ -18,9 +18,17 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
 }
 
-export function toAppError(err: FastifyError | AppError | Error): AppError {
+/** A 415's message: what is expected, and the header that was sent (curl -d sends a form type unless told). */
+export function unsupportedMediaType(contentType: string | undefined): string {
+  const sent = contentType === undefined ? 'no Content-Type header' : `Content-Type: ${contentType.slice(0, 100)}`
+  return `the body must be JSON, sent with the header Content-Type: application/json (PATCH also takes application/merge-patch+json); this request had ${sent} (curl -d sends application/x-www-form-urlencoded unless given -H 'Content-Type: application/json')`
+}
+
+export function toAppError(err: FastifyError | AppError | Error, contentType?: string): AppError {
   if (err instanceof AppError) return err
   const e = err as FastifyError
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new AppError('UNSUPPORTED_MEDIA_TYPE', unsupportedMediaType(contentType))
   if (e.validation) {
     const details = e.validation.map((v) => ({ path: v.instancePath || '/', message: v.message ?? 'is invalid' }))
     if (e.validationContext === 'params')
@@ -50,7 +58,7 @@ const LEGACY_MESSAGES: Partial<Record<ErrorCode, string>> = {
 }
 
 export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  const error = toAppError(err)
+  const error = toAppError(err, request.headers['content-type'])
   // Unexpected errors with their stack; the project's own (a layer down is already a WARN line of the store's) as
   // one info line per request, so that an outage does not turn every request into an error log.
   if (err instanceof AppError || error.statusCode < 500) {

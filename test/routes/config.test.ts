@@ -88,7 +88,7 @@ describe('bodies that are not a JSON object', () => {
     expect(configFiles(t.dir)).toEqual([])
   })
 
-  it('a body that is not JSON → 415', async () => {
+  it('a body that is not JSON → 415 saying that JSON is expected and which header came', async () => {
     const t = await filesApp()
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
       const res = await t.app.inject({
@@ -99,7 +99,17 @@ describe('bodies that are not a JSON object', () => {
       })
       expect(res.statusCode, type).toBe(415)
       expect(res.json().code).toBe('UNSUPPORTED_MEDIA_TYPE')
+      expect(res.json().message).toContain('Content-Type: application/json')
+      expect(res.json().message).toContain(`this request had Content-Type: ${type}`)
     }
+    // curl -d without -H: the form type, which the message names with the header to send instead
+    const curlD = await t.app.inject({
+      method: 'POST',
+      url: '/api/config/k',
+      headers: { ...bearer('admin'), 'content-type': 'application/x-www-form-urlencoded' },
+      payload: '{"a":1}',
+    })
+    expect(curlD.json().message).toMatch(/curl -d sends application\/x-www-form-urlencoded unless given -H 'Content-Type: application\/json'/)
     expect(configFiles(t.dir)).toEqual([])
   })
 
