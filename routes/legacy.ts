@@ -73,7 +73,8 @@ const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.route({
     method: ['PUT', 'PATCH', 'DELETE'],
     url: '/config_api.php',
-    config: { legacy: true },
+    // The PHP API checks the token before the method: a PUT without one is a 401 there too.
+    config: { scope: 'config:read', legacy: true },
     schema: { hide: true },
     handler: async () => {
       throw new AppError('METHOD_NOT_ALLOWED', 'Method not allowed')
