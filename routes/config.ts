@@ -3,8 +3,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { typoWarning } from '../src/did-you-mean.js'
 import { AppError } from '../src/errors.js'
-import { actorOf, allowsKey, isAdmin } from '../src/http/auth.js'
+import { actorOf, allowsKey, isAdmin, type Principal } from '../src/http/auth.js'
 import { now, resolvedBody, revisionBody, writtenBody } from '../src/http/bodies.js'
 import {
   ConfigReply,
@@ -32,6 +33,20 @@ function waitMs(text: string): number {
 
 const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
+  /** Whether the caller may see `key` at all: within its keys, and a secret key for an admin only. */
+  const visible = (principal: Principal | null, key: string) =>
+    principal !== null && allowsKey(principal, key) && (!store.validator.isSecret(key) || isAdmin(principal))
+  /** The key a typo away from `key` that the caller may see, nearest first. */
+  const nearKey = async (request: FastifyRequest, key: string) =>
+    (await store.similarKeys(key)).find((k) => visible(request.principal, k))
+  /** A 404 for a key no layer holds names the key the caller may have meant. */
+  async function suggesting(request: FastifyRequest, key: string, err: unknown): Promise<never> {
+    if (err instanceof AppError && err.code === 'CONFIG_NOT_FOUND' && err.details === undefined) {
+      const near = await nearKey(request, key).catch(() => undefined)
+      if (near !== undefined) throw new AppError('CONFIG_NOT_FOUND', `${err.message}; did you mean ${near}?`)
+    }
+    throw err
+  }
   // A JSON string sent with a JSON content type goes out as it is, without the serializer (src/http/bodies.ts).
   function send(reply: FastifyReply, source: string, text: string, stale = false): void {
     if (stale) reply.header('x-config-stale', '1')
@@ -94,10 +109,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { summary: 'Every key known to any layer or schema', response: { 200: ListReply, ...errorResponses } },
     },
     async (request) => {
-      const principal = request.principal
-      const visible = (key: string) =>
-        principal !== null && allowsKey(principal, key) && (!store.validator.isSecret(key) || isAdmin(principal))
-      const keys = (await store.list()).filter((k) => visible(k.key))
+      const keys = (await store.list()).filter((k) => visible(request.principal, k.key))
       return { status: 'success' as const, keys, timestamp: now() }
     },
   )
@@ -136,11 +148,15 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
           throw new AppError('BAD_REQUEST', '?revision= reads history: it cannot be combined with ?source= or ?wait=')
         return revisionRead(request, reply, key, revision)
       }
-      if (wait !== undefined && source === undefined) return blockingRead(request, reply, key, waitMs(wait))
+      if (wait !== undefined && source === undefined)
+        return blockingRead(request, reply, key, waitMs(wait)).catch((err: unknown) => suggesting(request, key, err))
       const hit = source === undefined ? store.readCached(key) : undefined
       if (hit !== undefined) return sendResolved(request, reply, hit) // synchronous: no promise on the hot path
       const read = source === undefined ? store.read(key) : store.readFrom(source, key)
-      return read.then((r) => sendResolved(request, reply, r))
+      return read.then(
+        (r) => sendResolved(request, reply, r),
+        (err: unknown) => suggesting(request, key, err),
+      )
     },
   )
 
@@ -165,10 +181,15 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       handler: async (request, reply) => {
         const { key } = request.params
         request.authorizeKey(key, 'config:write')
-        const w = await save(key, request.body, writeOptions(request))
+        const w = await save(key, request.body, writeOptions(request)).catch((err: unknown) =>
+          suggesting(request, key, err),
+        )
+        const near = w.created === true ? await nearKey(request, key).catch(() => undefined) : undefined
+        const warnings = near === undefined ? [] : [typoWarning(key, near)]
+        if (near !== undefined) request.log.warn({ key, near }, warnings[0])
         reply.header('etag', w.etag)
         if (w.revision !== null) reply.header('x-config-revision', String(w.revision))
-        send(reply, w.source, writtenBody(w))
+        send(reply, w.source, writtenBody(w, warnings))
       },
     })
   }

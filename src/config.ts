@@ -9,6 +9,7 @@ import { type Static, Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
 import type { LayerName } from '../stores/layer.js'
+import { closest } from './did-you-mean.js'
 import { ConfigError } from './errors.js'
 import { DEFAULT_MAX_NODES } from './store/json-limits.js'
 
@@ -192,7 +193,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = proc
     const known = Object.hasOwn(EnvSchema.properties, name)
     if (!known && OWN_FAMILIES.test(name) && !PROJECT_VARIABLES.has(name)) {
       const where = Object.hasOwn(env, name) ? '' : ' (in .env)'
-      warnings.push(`${name}${where} is not a variable config-store knows; did you mean ${closest(name)}?`)
+      warnings.push(`${name}${where} is not a variable config-store knows; did you mean ${closest(name, KNOWN)}?`)
     }
     // An empty variable means "not set", as in most shells' `VAR=` lines.
     if (!known || value === undefined || value === '') continue
@@ -202,32 +203,6 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = proc
   return { values, fromFile, warnings }
 }
 
-/** The known name nearest to `name` by edit distance. */
-function closest(name: string): string {
-  let best = KNOWN[0] as string
-  let bestDistance = Number.POSITIVE_INFINITY
-  for (const known of KNOWN) {
-    const d = editDistance(name, known)
-    if (d < bestDistance) [best, bestDistance] = [known, d]
-  }
-  return best
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i]
-    for (let j = 1; j <= b.length; j++)
-      row[j] = Math.min(
-        (previous[j] as number) + 1,
-        (row[j - 1] as number) + 1,
-        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      )
-    previous = row
-  }
-  return previous[b.length] as number
-}
-
 /** What a refused value was, for the message: a secret only by its length. */
 function described(name: string, value: string): string {
   return SECRET_VARIABLES.has(name) ? `got ${value.length} characters` : `got ${JSON.stringify(value)}`
@@ -235,9 +210,9 @@ function described(name: string, value: string): string {
 
 /** The schema's own `errorMessage`, the allowed values of an enumeration (a union of literals), or the message. */
 function problem(name: string, message: string): string {
-  const schema = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }>; errorMessage?: string }>)[
-    name
-  ]
+  const schema = (
+    EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }>; errorMessage?: string }>
+  )[name]
   if (schema?.errorMessage !== undefined) return schema.errorMessage
   const options = schema?.anyOf
   if (options?.every((o) => typeof o.const === 'string'))

@@ -70,7 +70,11 @@ describe.each(Object.entries(modes))('%s', (_mode, envOf) => {
     expect(missing.code).toBe(1)
     expect(missing.stderr).toMatch(/k has no revision 9/)
     expect((await runCli(['diff', 'k'], env)).stdout).toMatch(/fewer than two revisions/)
-    expect((await runCli(['history', 'never'], env)).stdout).toBe('never: no revisions\n')
+    const never = await runCli(['history', 'never'], env)
+    expect(never.code).toBe(1)
+    expect(never.stderr).toMatch(/no such key: no layer holds never, and history has no revision of it/)
+    const typo = await runCli(['history', 'kk'], env)
+    expect(typo.stderr).toMatch(/no such key: .*; did you mean k\?/)
     expect(JSON.parse((await runCli(['history', 'k', '--json'], env)).stdout)).toHaveLength(1)
   })
 

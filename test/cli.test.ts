@@ -158,6 +158,15 @@ describe('config-store get, set, export, import', () => {
       'config-store: the php layer is not configured\n',
     )
     expect((await cli(['get', '../etc/passwd'], env)).code).toBe(2)
+    expect(await cli(['get', 'runtime_flag'], env)).toMatchObject({
+      code: 1,
+      stderr: 'config-store: no layer holds runtime_flag; did you mean runtime_flags?\n',
+    })
+    const typo = await cli(['set', 'webhook_confg', '-'], env, '{"webhook_url": "https://hooks.example.com/y"}')
+    expect(typo.code).toBe(0)
+    expect(typo.stderr).toBe(
+      'config-store: warning: webhook_confg is a new key, a typo away from webhook_config: if webhook_config was meant, write it and delete webhook_confg\n',
+    )
 
     const invalid = await cli(['set', 'polling_config', '-'], env, '{"active_days": [9]}')
     expect(invalid.code).toBe(1)

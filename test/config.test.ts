@@ -149,7 +149,9 @@ describe('configuration from the environment', () => {
     const files = ['docker-compose.yml', 'Dockerfile', '.ci/run', 'bin/healthcheck'].map((f) =>
       readFileSync(join(ROOT, f), 'utf8'),
     )
-    const used = new Set(files.flatMap((t) => [...t.matchAll(/\$\{?((?:CONFIG_|REDIS_|JWT_|AUTH_|METRICS_)\w*)/g)].map((m) => m[1])))
+    const used = new Set(
+      files.flatMap((t) => [...t.matchAll(/\$\{?((?:CONFIG_|REDIS_|JWT_|AUTH_|METRICS_)\w*)/g)].map((m) => m[1])),
+    )
     expect(used).toContain('CONFIG_STORE_PUBLISH')
     const env = Object.fromEntries([...used].map((name) => [name as string, 'x']))
     expect(readEnvironment(env, tempDir('no-env')).warnings).toEqual([])

@@ -31,7 +31,10 @@ function documented(): Set<string> {
 
 /** A route as the README names it: HEAD as its GET, anything under /docs/ as `/docs/*`. */
 const asDocumented = (route: string) =>
-  route.replace(/^HEAD /, 'GET ').replace(/^(GET \/docs\/).+$/, '$1*').replace(/([^ ])\/$/, '$1')
+  route
+    .replace(/^HEAD /, 'GET ')
+    .replace(/^(GET \/docs\/).+$/, '$1*')
+    .replace(/([^ ])\/$/, '$1')
 
 /** The routes that answer a caller without a token, asked from `network`.N (an address each: the failed
  * authentications of one would be throttled, 429). */

@@ -40,9 +40,9 @@ export function resolvedBody(r: Resolved): string {
   return r.response
 }
 
-/** A write's ConfigReply. */
-export const writtenBody = (w: Written) =>
-  `${configBodyStart(w.key, w.json, w.source, w.updatedAt, undefined, w.revision)},"timestamp":"${now()}"}`
+/** A write's ConfigReply, with its warnings when it has any. */
+export const writtenBody = (w: Written, warnings: string[] = []) =>
+  `${configBodyStart(w.key, w.json, w.source, w.updatedAt, undefined, w.revision)}${warnings.length > 0 ? `,"warnings":${JSON.stringify(warnings)}` : ''},"timestamp":"${now()}"}`
 
 /** A revision's document as a ConfigReply (`?revision=N`). */
 export const revisionBody = (key: string, json: string, source: string, updatedAt: string | null, revision: number) =>

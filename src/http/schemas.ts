@@ -52,6 +52,11 @@ export const ConfigReply = Type.Object({
   key: Type.String(),
   data: Document,
   meta: Meta,
+  warnings: Type.Optional(
+    Type.Array(Type.String(), {
+      description: 'a write that succeeded but looks like a mistake: a new key a typo away from one that exists',
+    }),
+  ),
   timestamp: Timestamp,
 })
 

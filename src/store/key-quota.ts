@@ -8,8 +8,11 @@ import { AppError } from '../errors.js'
 const COUNT_MS = 1000
 
 export interface KeyQuota {
-  /** Throws QUOTA_EXCEEDED when writing `key` would make more keys than the quota allows. */
-  check(key: string): Promise<void>
+  /** Throws QUOTA_EXCEEDED when writing `key` would make more keys than the quota allows. Answers whether `key` is
+   * a new one (no layer listed it). */
+  check(key: string): Promise<boolean>
+  /** The keys the layers listed (at most COUNT_MS ago; a layer that could not list adds none). */
+  known(): Promise<ReadonlySet<string>>
   /** `key` was deleted: the next write of it is counted again. */
   forget(key: string): void
 }
@@ -28,14 +31,17 @@ export function createKeyQuota(layers: readonly Layer[], maxKeys: number): KeyQu
 
   return {
     async check(key) {
-      if (existing.has(key)) return
+      if (existing.has(key)) return false
       const keys = await allKeys()
-      if (!keys.has(key) && keys.size >= maxKeys) {
+      const created = !keys.has(key)
+      if (created && keys.size >= maxKeys) {
         throw new AppError('QUOTA_EXCEEDED', `the store holds ${keys.size} keys, the most CONFIG_MAX_KEYS allows`)
       }
       if (existing.size < maxKeys) existing.add(key)
       keys.add(key)
+      return created
     },
+    known: allKeys,
     forget(key) {
       existing.delete(key)
       counted = undefined

@@ -3,6 +3,7 @@
 // for every writer. Routes, ops and the command line use the store only through the ConfigStore interface.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import { type ConfigDocument, isValidKey, type Layer, type LayerHealth, type LayerName } from '../../stores/layer.js'
+import { nearNames } from '../did-you-mean.js'
 import { AppError } from '../errors.js'
 import type { ConfigCache, Resolved } from './cache.js'
 import { KeyChanges } from './changes.js'
@@ -105,6 +106,8 @@ export interface ConfigStore {
   observe(key: string): Promise<void>
   /** Every key known to any layer or schema: complete, or a STORE_UNAVAILABLE naming what could not be read. */
   list(): Promise<ListedKey[]>
+  /** The keys a typo away from `name` (known to a layer at most a second ago, or to a schema), nearest first. */
+  similarKeys(name: string): Promise<string[]>
   /** Writes an export bundle's documents to the primary, all or nothing. */
   importBundle(configs: Record<string, unknown>, options?: { dryRun?: boolean; by?: Attribution }): Promise<Imported>
   /** Each layer's health, probed at most once a second however often this is called. */
@@ -156,13 +159,24 @@ export function createConfigStore({
     changes,
     history,
   }
-  const writer = createWriter(parts, createKeyQuota(layers, maxKeys))
+  const quota = createKeyQuota(layers, maxKeys)
+  const writer = createWriter(parts, quota)
   const { read, readFrom, list } = createReader(parts)
+
+  async function similarKeys(name: string): Promise<string[]> {
+    const listed = await quota.known()
+    return nearNames(name, new Set([...validator.schemaKeys(), ...listed]))
+  }
 
   /** The stored form of `input`: valid for `key`, stamped now. */
   function stamped(key: string, input: ConfigDocument): ConfigDocument {
-    if (!validator.accepts(key))
-      throw new AppError('INVALID_KEY', `${key} has no schema and CONFIG_STORE_UNKNOWN_KEYS=reject`)
+    if (!validator.accepts(key)) {
+      const [near] = nearNames(key, validator.schemaKeys())
+      throw new AppError(
+        'INVALID_KEY',
+        `${key} has no schema and CONFIG_STORE_UNKNOWN_KEYS=reject${near === undefined ? '' : `; did you mean ${near}?`}`,
+      )
+    }
     return { ...validOrThrow(validator, key, input), _updated_at: new Date().toISOString() }
   }
 
@@ -297,6 +311,7 @@ export function createConfigStore({
     compareAndSet: writer.compareAndSet,
     observe,
     list,
+    similarKeys,
     importBundle: (configs, options) =>
       importBundle(parts, writer, configs, options?.dryRun === true, options?.by ?? { ...ANONYMOUS, via: 'import' }),
     health: () =>

@@ -34,6 +34,8 @@ export interface Written {
   etag: string
   /** The revision this write made; null when it landed but its revision could not be recorded or known. */
   revision: number | null
+  /** Whether the write made a new key (no layer listed it, at most a second before). */
+  created?: boolean
 }
 
 /** What a write did: not applied (false: the key changed under it), or applied, with its revision when recorded. */
@@ -89,7 +91,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
 
   /** Writes `doc` (stamped already) to the primary; 503 and nothing written when it is down. */
   async function commit(key: string, doc: ConfigDocument, by: Attribution = ANONYMOUS): Promise<Written> {
-    await quota.check(key)
+    const created = await quota.check(key)
     const json = JSON.stringify(doc)
     const written = await serialised(key, () =>
       land(key, doc, json, by, async () => {
@@ -98,7 +100,7 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
         return { recorded: await recordWrite(key, doc, json, by) }
       }),
     )
-    return written as Written
+    return { ...(written as Written), created }
   }
 
   /** The document as every layer holds it now, read directly: the primary's copy, else the first lower layer's; and
@@ -130,9 +132,9 @@ export function createWriter(parts: StoreParts, quota: KeyQuota) {
       checkPreconditions(key, base?.json, preconditions)
       const doc = build(base?.doc)
       const json = JSON.stringify(doc)
-      await quota.check(key)
+      const created = await quota.check(key)
       const written = await serialised(key, () => land(key, doc, json, by, () => writeIf(key, expected, doc, json, by)))
-      if (written !== undefined) return written
+      if (written !== undefined) return { ...written, created }
       if (attempt >= SWAP_ATTEMPTS)
         throw new AppError(
           'STORE_UNAVAILABLE',

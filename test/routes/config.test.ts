@@ -9,6 +9,75 @@ async function filesApp(env: Record<string, string | undefined> = {}) {
 }
 const json = { ...bearer('admin'), 'content-type': 'application/json' }
 
+describe('a mistyped key name', () => {
+  const post = (t: Awaited<ReturnType<typeof filesApp>>, key: string, headers: Record<string, string> = json) =>
+    t.app.inject({
+      method: 'POST',
+      url: `/api/config/${key}`,
+      headers,
+      payload: { webhook_url: 'https://h.example.org/in' },
+    })
+
+  it('a 404 suggests the key a typo away, an existing or a built-in one', async () => {
+    const t = await filesApp()
+    const builtIn = await t.app.inject({ url: '/api/config/webhok_config', headers: bearer('read') })
+    expect(builtIn.statusCode).toBe(404)
+    expect(builtIn.json().message).toBe('no layer holds webhok_config; did you mean webhook_config?')
+    expect((await post(t, 'team_alpha_routes')).statusCode).toBe(200)
+    const existing = await t.app.inject({ url: '/api/config/team_alpha_route', headers: bearer('read') })
+    expect(existing.json().message).toBe('no layer holds team_alpha_route; did you mean team_alpha_routes?')
+    const far = await t.app.inject({ url: '/api/config/something_else', headers: bearer('read') })
+    expect(far.json().message).toBe('no layer holds something_else')
+  })
+
+  it('a 404 never names a key the caller may not see', async () => {
+    const tokens = JSON.stringify([
+      { name: 'admin', token: 'admin-token-0123456789', scopes: ['config:admin'] },
+      {
+        name: 'team-a',
+        token: 'team-a-token-0123456789',
+        scopes: ['config:read'],
+        keys: ['team_a_*', 'team_c_payrol'],
+      },
+      { name: 'reader', token: 'read-token-0123456789', scopes: ['config:read'] },
+    ])
+    const t = await filesApp({ AUTH_TOKENS: tokens })
+    expect((await post(t, 'team_c_payroll')).statusCode).toBe(200)
+    const teamA = { authorization: 'Bearer team-a-token-0123456789' }
+    const limited = await t.app.inject({ url: '/api/config/team_c_payrol', headers: teamA })
+    expect(limited.json().message).toBe('no layer holds team_c_payrol')
+    // a secret key is named to an admin only
+    const reader = await t.app.inject({ url: '/api/config/magic_link_token', headers: bearer('read') })
+    expect(reader.json().message).toBe('no layer holds magic_link_token')
+    const admin = await t.app.inject({ url: '/api/config/magic_link_token', headers: bearer('admin') })
+    expect(admin.json().message).toBe('no layer holds magic_link_token; did you mean magic_link_tokens?')
+  })
+
+  it('a write that creates a key a typo away from another succeeds with a warning, in the answer and the log', async () => {
+    const t = await filesApp()
+    const res = await post(t, 'webhok_config')
+    expect(res.statusCode).toBe(200)
+    const warning =
+      'webhok_config is a new key, a typo away from webhook_config: if webhook_config was meant, write it and delete webhok_config'
+    expect(res.json().warnings).toEqual([warning])
+    expect(res.json().meta.revision).toBe(1)
+    expect(t.logs.some((l) => l.level === 40 && l.msg === warning)).toBe(true)
+    // the same key again is no longer new, and a key far from every other gets no warning
+    expect((await post(t, 'webhok_config')).json().warnings).toBeUndefined()
+    expect((await post(t, 'billing_targets')).json().warnings).toBeUndefined()
+  })
+
+  it('under CONFIG_STORE_UNKNOWN_KEYS=reject the typo is refused, naming the key meant', async () => {
+    const t = await filesApp({ CONFIG_STORE_UNKNOWN_KEYS: 'reject' })
+    const res = await post(t, 'webhok_config')
+    expect(res.statusCode).toBe(400)
+    expect(res.json().message).toBe(
+      'webhok_config has no schema and CONFIG_STORE_UNKNOWN_KEYS=reject; did you mean webhook_config?',
+    )
+    expect(configFiles(t.dir)).toEqual([])
+  })
+})
+
 describe('invalid key names are a 400 INVALID_KEY and never reach a layer', () => {
   it.each([
     ['../x', encodeURIComponent('../x')],
@@ -109,7 +178,9 @@ describe('bodies that are not a JSON object', () => {
       headers: { ...bearer('admin'), 'content-type': 'application/x-www-form-urlencoded' },
       payload: '{"a":1}',
     })
-    expect(curlD.json().message).toMatch(/curl -d sends application\/x-www-form-urlencoded unless given -H 'Content-Type: application\/json'/)
+    expect(curlD.json().message).toMatch(
+      /curl -d sends application\/x-www-form-urlencoded unless given -H 'Content-Type: application\/json'/,
+    )
     expect(configFiles(t.dir)).toEqual([])
   })
 

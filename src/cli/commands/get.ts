@@ -1,11 +1,21 @@
 // `config-store get`: one document, effective or from one layer, with a warning when it is not the primary's.
 import { LAYER_ORDER, type LayerName } from '../../../stores/layer.js'
-import { UsageError } from '../../errors.js'
+import { AppError, UsageError } from '../../errors.js'
+import type { ConfigStore } from '../../store/layered-store.js'
 import { parse } from '../args.js'
 import { type CliContext, print, warn, withStore } from '../context.js'
 
 export const usage = `config-store get KEY [--source redis|php|files]
   Prints the effective document of KEY (or that one layer's copy) as JSON.`
+
+/** A CONFIG_NOT_FOUND for `key` names the key a typo away, when there is one; any other error as it is. */
+export async function suggesting(store: ConfigStore, key: string, err: unknown): Promise<never> {
+  if (err instanceof AppError && err.code === 'CONFIG_NOT_FOUND') {
+    const [near] = await store.similarKeys(key).catch(() => [])
+    if (near !== undefined) throw new AppError('CONFIG_NOT_FOUND', `${err.message}; did you mean ${near}?`)
+  }
+  throw err
+}
 
 export async function run(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parse(args, { source: { type: 'string' } }, 1)
@@ -14,7 +24,9 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
   if (source !== undefined && !LAYER_ORDER.includes(source as LayerName))
     throw new UsageError(`--source must be one of: ${LAYER_ORDER.join(', ')}`)
   return withStore(ctx, async (store) => {
-    const r = source === undefined ? await store.read(key) : await store.readFrom(source as LayerName, key)
+    const r = await (source === undefined ? store.read(key) : store.readFrom(source as LayerName, key)).catch(
+      (err: unknown) => suggesting(store, key, err),
+    )
     const { primary } = store.stats()
     if (source === undefined && r.stale)
       warn(ctx, `${r.source} could not be reached; this is its last-known-good copy of ${key}`)

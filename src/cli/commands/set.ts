@@ -1,8 +1,9 @@
 // `config-store set`: validate a document from a file or standard input and write it to the primary.
 import { isDocument } from '../../../stores/layer.js'
+import { typoWarning } from '../../did-you-mean.js'
 import { AppError, UsageError } from '../../errors.js'
 import { parse, readJson } from '../args.js'
-import { type CliContext, cliActor, print, withStore } from '../context.js'
+import { type CliContext, cliActor, print, warn, withStore } from '../context.js'
 
 export const usage = `config-store set KEY [FILE|-]
   Validates the JSON document in FILE (or on standard input) and writes it to the primary layer.`
@@ -18,6 +19,8 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
       if (!(err instanceof AppError && err.details !== undefined)) throw err
       throw new AppError(err.code, [err.message, ...err.details.map((d) => `  ${d.path} ${d.message}`)].join('\n'))
     })
+    const [near] = w.created === true ? await store.similarKeys(key).catch(() => []) : []
+    if (near !== undefined) warn(ctx, `warning: ${typoWarning(key, near)}`)
     return print(
       ctx,
       `${key}: written to ${w.source} as revision ${w.revision ?? '(not recorded)'} (_updated_at ${w.updatedAt})`,
