@@ -190,16 +190,36 @@ describe('config-store get, set, export, import', () => {
     await redis.del(`${env.CONFIG_STORE_REDIS_PREFIX}webhook_config`)
 
     const dry = await cli(['import', a, '--dry-run'], env)
-    expect(dry.stdout).toBe(
-      'would import 6 keys: magic_link_tokens, polling_config, processing_prefs, routing_rules, runtime_flags, webhook_config\n',
-    )
+    const same = (key: string) => `  ${key}: unchanged (redis holds it as the bundle does; no new revision)`
+    expect(dry.stdout.split('\n')).toEqual([
+      'would import 6 keys into redis: 2 to write, 4 unchanged',
+      same('magic_link_tokens'),
+      '  polling_config: would be written',
+      same('processing_prefs'),
+      same('routing_rules'),
+      same('runtime_flags'),
+      '  webhook_config: would be written',
+      '',
+    ])
     expect(await redis.get(`${env.CONFIG_STORE_REDIS_PREFIX}webhook_config`)).toBeNull()
 
     const imported = await cli(['import', a], env)
     expect(imported.code).toBe(0)
+    expect(imported.stdout).toMatch(/^imported 6 keys into redis: 2 written, 4 unchanged\n/)
     await cli(['export', '--out', b], env)
     const configs = (file: string) => JSON.stringify(JSON.parse(readFileSync(file, 'utf8')).configs, null, 2)
     expect(configs(b)).toBe(configs(a))
+    // the same bundle again changes nothing, and says so for each key: no new revision anywhere
+    const revisions = async () => JSON.parse((await cli(['history', 'polling_config', '--json'], env)).stdout).length
+    const before = await revisions()
+    const again = await cli(['import', a], env)
+    expect(again.stdout.split('\n')[0]).toBe('imported 6 keys into redis: 0 written, 6 unchanged')
+    expect(again.stdout.split('\n').slice(1, -1)).toEqual(
+      Object.keys(JSON.parse(readFileSync(a, 'utf8')).configs)
+        .sort()
+        .map(same),
+    )
+    expect(await revisions()).toBe(before)
   })
 
   it('import is all or nothing: one invalid document and nothing is written', async () => {

@@ -3,6 +3,7 @@
 // put back in the primary as they were before the import.
 import { type ConfigDocument, isDocument, isValidKey, type ReadResult } from '../../stores/layer.js'
 import { AppError, reasonOf } from '../errors.js'
+import { canonicalJson } from './canonical.js'
 import type { Attribution } from './history/schemas.js'
 import { checkWritable, type StoreParts } from './parts.js'
 import { validOrThrow } from './validation.js'
@@ -10,9 +11,19 @@ import type { Writer } from './writes.js'
 
 export interface Imported {
   keys: string[]
+  /** The keys the primary already held exactly as the bundle has them (`_updated_at` included): not written again,
+   * so they get no new revision. Null: a dry run could not read the primary, so which they are is not known. */
+  unchanged: string[] | null
   /** The layer the documents were written to. */
   primary: string
   dryRun: boolean
+}
+
+/** Whether the primary's text holds `doc` as it is: the same content and the same `_updated_at`. */
+function holds(read: ReadResult | undefined, doc: ConfigDocument): boolean {
+  if (read?.state !== 'hit') return false
+  const stored = JSON.parse(read.json) as ConfigDocument
+  return stored._updated_at === doc._updated_at && canonicalJson(stored) === canonicalJson(doc)
 }
 
 export async function importBundle(
@@ -35,26 +46,29 @@ export async function importBundle(
   if (problems.length > 0)
     throw new AppError('VALIDATION_FAILED', `import refused, nothing written: ${problems.join('; ')}`)
   const keys = Object.keys(configs)
-  if (dryRun) return { keys, primary: primary.name, dryRun }
-
   const before = new Map<string, ReadResult>()
   for (const key of keys) {
     const read = await primary.get(key)
-    if (read.state === 'unavailable')
+    if (read.state === 'unavailable') {
+      if (dryRun) return { keys, unchanged: null, primary: primary.name, dryRun }
       throw new AppError(
         'STORE_UNAVAILABLE',
         `the primary layer (${primary.name}) could not be reached; nothing written`,
       )
+    }
     before.set(key, read)
   }
+  const unchanged = keys.filter((key) => holds(before.get(key), configs[key] as ConfigDocument))
+  if (dryRun) return { keys, unchanged, primary: primary.name, dryRun }
+  const toWrite = keys.filter((key) => !unchanged.includes(key))
   const written: string[] = []
   try {
-    for (const key of keys) {
+    for (const key of toWrite) {
       await restore(parts, writer, key, configs[key] as ConfigDocument, by)
       written.push(key)
     }
   } catch (err) {
-    const failed = keys[written.length] as string
+    const failed = toWrite[written.length] as string
     // A write whose outcome is unknown may have landed: it is put back too.
     const undo = err instanceof AppError && err.code === 'WRITE_OUTCOME_UNKNOWN' ? [...written, failed] : written
     const notUndone: string[] = []
@@ -77,7 +91,7 @@ export async function importBundle(
       `import failed at ${failed} (${(err as Error).message}); ${rolledBack}${left}`,
     )
   }
-  return { keys, primary: primary.name, dryRun }
+  return { keys, unchanged, primary: primary.name, dryRun }
 }
 
 /** Puts back an exported document as it was (its own `_updated_at` kept, stamped only when missing), validated. */

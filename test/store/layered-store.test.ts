@@ -201,6 +201,7 @@ describe('deletes and listings', () => {
     expect(redis.docs.has('b')).toBe(false)
     expect(await store.importBundle({ a: { v: 'x', _updated_at: OLD } }, { dryRun: true })).toEqual({
       keys: ['a'],
+      unchanged: [],
       primary: 'redis',
       dryRun: true,
     })

@@ -16,8 +16,16 @@ export async function run(args: string[], ctx: CliContext): Promise<number> {
       dryRun: values['dry-run'] === true,
       by: { actor: cliActor(ctx), via: 'import' },
     })
-    const keys = done.keys.join(', ')
-    if (done.dryRun) return print(ctx, `would import ${done.keys.length} keys: ${keys}`, 0)
-    return print(ctx, `imported ${done.keys.length} keys into ${done.primary}: ${keys}`, 0)
+    const unchanged = done.unchanged ?? []
+    const lines = done.keys.map((key) =>
+      unchanged.includes(key)
+        ? `  ${key}: unchanged (${done.primary} holds it as the bundle does; no new revision)`
+        : `  ${key}: ${done.dryRun ? 'would be written' : 'written'}`,
+    )
+    const toWrite = done.keys.length - unchanged.length
+    const head = done.dryRun
+      ? `would import ${done.keys.length} keys into ${done.primary}: ${toWrite} to write, ${unchanged.length} unchanged${done.unchanged === null ? ` (${done.primary} could not be read: which are unchanged is not known)` : ''}`
+      : `imported ${done.keys.length} keys into ${done.primary}: ${toWrite} written, ${unchanged.length} unchanged`
+    return print(ctx, [head, ...lines].join('\n'), 0)
   })
 }
