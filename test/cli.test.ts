@@ -64,6 +64,9 @@ describe('config-store check', () => {
     const missing = await cli(['check'], env)
     expect(missing.code).toBe(1)
     expect(missing.stdout).toContain('webhook_time_window: MISSING\n7 keys checked: 6 OK, 0 INVALID, 1 MISSING\n')
+    expect(missing.stdout).toMatch(
+      /\nmissing: webhook_time_window\. No layer holds it, and every layer answered: .* config-store set KEY FILE, or .* config-store migrate\.\n$/,
+    )
     // … and an absent routing_rules is OK ("empty (allowed)"), as the legacy check has it.
     writeFileSync(join(env.CONFIG_FILES_DIR, 'webhook_time_window.json'), '{"start":"","end":""}')
     rmSync(join(env.CONFIG_FILES_DIR, 'routing_rules.json'))
@@ -72,7 +75,7 @@ describe('config-store check', () => {
     expect(ok.code).toBe(0)
     const keys = [...Object.keys(VALID), 'team_a_flags', 'webhook_time_window'].sort()
     expect(ok.stdout).toBe(
-      `${keys.map((k) => `${k}: OK`).join('\n')}\n8 keys checked: 8 OK, 0 INVALID, 0 MISSING\n${'-'.repeat(40)}\n`,
+      `${keys.map((k) => `${k}: OK`).join('\n')}\n8 keys checked: 8 OK, 0 INVALID, 0 MISSING\nall keys checked are valid.\n`,
     )
     const asJson = JSON.parse((await cli(['check', '--json', '--keys', 'routing_rules'], env)).stdout)
     expect(asJson.results[0]).toMatchObject({ status: 'OK', message: 'empty (allowed)' })
