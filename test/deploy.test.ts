@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
+import { loadConfig } from '../src/config.js'
 import { buildTestApp } from './helpers/app.js'
 import { ROOT } from './helpers/cli.js'
 
@@ -12,8 +13,8 @@ const read = (file: string) => readFileSync(`${ROOT}${file}`, 'utf8')
 describe('docker-compose.yml', () => {
   const service = parse(read('docker-compose.yml')).services['config-store']
 
-  it('passes every variable of .env, defaults REDIS_URL to its own Redis, and needs no AUTH_TOKENS', () => {
-    expect(service.env_file).toEqual([{ path: '.env', required: false }])
+  it('passes every variable of a .env it requires (the short form every Compose v2 reads), defaults REDIS_URL to its own Redis', () => {
+    expect(service.env_file).toEqual(['.env'])
     // biome-ignore lint/suspicious/noTemplateCurlyInString: compose and shell syntax, not a template
     expect(service.environment).toEqual({ REDIS_URL: '${REDIS_URL:-redis://redis:6379}' })
     expect(read('docker-compose.yml')).not.toMatch(/AUTH_TOKENS:/) // a JWT-only set-up works
@@ -21,9 +22,23 @@ describe('docker-compose.yml', () => {
 
   it('restarts unless stopped, publishes on loopback by default, and keeps /data and /backups', () => {
     expect(service.restart).toBe('unless-stopped')
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose and shell syntax, not a template
-    expect(service.ports).toEqual(['${CONFIG_STORE_PUBLISH:-127.0.0.1:8080}:8080'])
     expect(service.volumes).toEqual(['config-data:/data', 'config-backups:/backups'])
+  })
+
+  /** `${NAME:-default}` as Compose interpolates it from `.env`. */
+  const interpolate = (text: string, env: Record<string, string>) =>
+    text.replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) => env[name] || fallback)
+
+  it.each([
+    [{}, '127.0.0.1:8080:8080'],
+    [{ PORT: '9090' }, '127.0.0.1:8080:9090'],
+    [{ PORT: '9090', CONFIG_STORE_PUBLISH: '0.0.0.0:80' }, '0.0.0.0:80:9090'],
+  ])('with .env %j the published container port is the one the service listens on', (env, published) => {
+    const [mapping] = service.ports as string[]
+    expect(interpolate(mapping as string, env)).toBe(published)
+    // the port the service inside takes from the same .env (the image's ENV says 8080 otherwise)
+    const inside = loadConfig({ PORT: (env as Record<string, string>).PORT ?? '8080' }).PORT
+    expect(published.split(':').at(-1)).toBe(String(inside))
   })
 })
 
