@@ -42,7 +42,7 @@ function wide(n: number): string {
 
 function ruleWith(regex: string): string {
   const condition = { field: 'subject', operator: 'regex', value: regex, case_sensitive: false }
-  const actions = { webhook_url: 'https://hooks.example.com/x', priority: 'normal', stop_processing: false }
+  const actions = { webhook_url: 'https://hooks.example.org/x', priority: 'normal', stop_processing: false }
   return JSON.stringify({ rules: [{ id: 'r', name: 'n', conditions: [condition], actions }] })
 }
 

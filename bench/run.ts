@@ -40,7 +40,8 @@ function documentOf(key: string, bytes: number): Record<string, unknown> {
   const unit = bytes > 65_536 ? 64 : 24
   const word = (i: number) => (unit === 24 ? `keyword-number-${i}` : `keyword-number-${i}-${'x'.repeat(40)}`)
   const words = Array.from({ length: Math.max(1, Math.round(bytes / unit)) }, (_, i) => word(i))
-  if (key === POST_KEY) return { webhook_url: 'https://hooks.example.com/in', webhook_ssl_verify: true, notes: words }
+  // A literal public address: a host name would make every POST a DNS resolution (CONFIG_WEBHOOK_URL_CHECK).
+  if (key === POST_KEY) return { webhook_url: 'https://93.184.215.14/in', webhook_ssl_verify: true, notes: words }
   return { exclude_keywords: words, retry_count: 3, notify_on_failure: true }
 }
 

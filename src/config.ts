@@ -1,6 +1,7 @@
 // The environment (docs/operations.md "The environment"): one TypeBox schema, read and checked once at start-up. A bad value
 // stops the start with one line naming the variable. `.env` in the working directory is read when present; the real
 // environment wins over it.
+import { Resolver } from 'node:dns'
 import { existsSync, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
@@ -74,6 +75,23 @@ export const EnvSchema = Type.Object({
     description: 'a write that would create more keys is refused',
   }),
   CONFIG_STORE_UNKNOWN_KEYS: Type.Union([Type.Literal('allow'), Type.Literal('reject')], { default: 'allow' }),
+  CONFIG_WEBHOOK_URL_CHECK: Type.Union([Type.Literal('resolve'), Type.Literal('static')], {
+    default: 'resolve',
+    description:
+      "resolve: a write of webhook_config's URL resolves its host and refuses one with no address or a private one (the legacy SSRF guard); static: only the checks that need no DNS",
+  }),
+  CONFIG_WEBHOOK_DNS_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    maximum: 60_000,
+    default: 2000,
+    description: "how long a webhook host's resolution may take before the write is refused",
+  }),
+  CONFIG_WEBHOOK_DNS_SERVERS: Type.Optional(
+    Type.String({
+      pattern: '^[0-9a-fA-F.:\\[\\]]+(?:,[0-9a-fA-F.:\\[\\]]+)*$',
+      errorMessage: 'must be DNS server addresses, ip or ip:port ([ipv6]:port), comma-separated',
+    }),
+  ),
   CONFIG_SCHEMAS_DIR: Type.Optional(Text),
   AUTH_TOKENS: Type.Optional(Text),
   AUTH_TOKENS_FILE: Type.Optional(Text),
@@ -256,6 +274,7 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
   if (e.JWT_SECRET && jwtKey) throw new ConfigError('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both')
   const lkgDir = e.CONFIG_LKG_DIR ?? join(e.CONFIG_FILES_DIR, '.lkg')
   const metrics = e.METRICS_ENABLED === undefined || truthy(e.METRICS_ENABLED)
+  if (e.CONFIG_WEBHOOK_DNS_SERVERS !== undefined) dnsServers(e.CONFIG_WEBHOOK_DNS_SERVERS)
   return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics, fromFile, sentinels, clusterNodes }
 }
 
@@ -271,6 +290,15 @@ function writeReplicas(e: Env): void {
     throw new ConfigError(
       `REDIS_WRITE_REPLICAS_TIMEOUT_MS: must be at least 1 and less than REDIS_COMMAND_TIMEOUT_MS (${e.REDIS_COMMAND_TIMEOUT_MS}), so that a write's wait for its replicas ends before the command times out (got ${timeout})`,
     )
+}
+
+/** CONFIG_WEBHOOK_DNS_SERVERS as node:dns takes them, or a start-up error naming the address it refuses. */
+function dnsServers(list: string): void {
+  try {
+    new Resolver().setServers(list.split(','))
+  } catch (err) {
+    throw new ConfigError(`CONFIG_WEBHOOK_DNS_SERVERS: ${(err as Error).message} (got "${list}")`)
+  }
 }
 
 type Address = { host: string; port: number }

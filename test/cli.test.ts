@@ -148,7 +148,7 @@ describe('config-store get, set, export, import', () => {
     expect(set.code).toBe(0)
     expect(set.stdout).toMatch(/^runtime_flags: written to redis as revision 1 \(_updated_at \d{4}-.*Z\)\n$/)
     const file = join(env.CONFIG_FILES_DIR, 'in.json')
-    writeFileSync(file, '{"webhook_url": "https://hooks.example.com/x"}')
+    writeFileSync(file, '{"webhook_url": "https://hooks.acme.test/x"}')
     expect((await cli(['set', 'webhook_config', file], env)).code).toBe(0)
 
     const get = await cli(['get', 'runtime_flags'], env)
@@ -165,7 +165,7 @@ describe('config-store get, set, export, import', () => {
       code: 1,
       stderr: 'config-store: no layer holds runtime_flag; did you mean runtime_flags?\n',
     })
-    const typo = await cli(['set', 'webhook_confg', '-'], env, '{"webhook_url": "https://hooks.example.com/y"}')
+    const typo = await cli(['set', 'webhook_confg', '-'], env, '{"webhook_url": "https://hooks.acme.test/y"}')
     expect(typo.code).toBe(0)
     expect(typo.stderr).toBe(
       'config-store: warning: webhook_confg is a new key, a typo away from webhook_config: if webhook_config was meant, write it and delete webhook_confg\n',

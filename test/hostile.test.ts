@@ -76,7 +76,7 @@ describe('validation runs in linear time', () => {
           id: 'r1',
           name: 'n',
           conditions: [{ field: 'subject', operator: 'regex', value, case_sensitive: false }],
-          actions: { webhook_url: 'https://hooks.example.com/x', priority: 'normal', stop_processing: false },
+          actions: { webhook_url: 'https://hooks.acme.test/x', priority: 'normal', stop_processing: false },
         },
       ],
     })

@@ -15,7 +15,7 @@ const rule = {
   id: 'r1',
   name: 'Invoices',
   conditions: [{ field: 'subject', operator: 'contains', value: 'invoice', case_sensitive: false }],
-  actions: { webhook_url: 'https://hooks.example.com/r1', priority: 'high', stop_processing: true },
+  actions: { webhook_url: 'https://hooks.acme.test/r1', priority: 'high', stop_processing: true },
 }
 
 const VALID: Record<string, object> = {
@@ -30,7 +30,7 @@ const VALID: Record<string, object> = {
     enable_polling: true,
   },
   webhook_config: {
-    webhook_url: 'https://hooks.example.com/in',
+    webhook_url: 'https://hooks.acme.test/in',
     webhook_ssl_verify: true,
     webhook_sending_enabled: true,
     absence_pause_enabled: true,
@@ -58,7 +58,6 @@ const VALID: Record<string, object> = {
     disable_email_id_dedup: false,
     allow_custom_webhook_without_links: true,
     gmail_ingress_enabled: true,
-    extra_flag: false,
   },
   routing_rules: { rules: [rule] },
   magic_link_tokens: {
@@ -85,7 +84,7 @@ const INVALID: Array<[string, object, string[]]> = [
   ],
   ['polling_config', { vacation_start: '2026-13-45', vacation_end: 'tomorrow' }, ['/vacation_start', '/vacation_end']],
   ['polling_config', { vacation_start: '2026-05-02', vacation_end: '2026-05-01' }, ['/vacation_start']],
-  ['webhook_config', { webhook_url: 'http://hooks.example.com' }, ['/webhook_url']],
+  ['webhook_config', { webhook_url: 'http://hooks.acme.test' }, ['/webhook_url']],
   ['webhook_config', { webhook_url: 'https://a' }, ['/webhook_url']],
   ['webhook_config', { webhook_url: 'https://localhost/x' }, ['/webhook_url']],
   [
@@ -123,7 +122,7 @@ const INVALID: Array<[string, object, string[]]> = [
   ],
   [
     'processing_prefs',
-    { retry_count: -1, retry_delay_sec: 1.5, webhook_timeout_sec: 301, rate_limit_per_hour: -1 },
+    { retry_count: -1, retry_delay_sec: '1.5', webhook_timeout_sec: 301, rate_limit_per_hour: -1 },
     ['/retry_count', '/retry_delay_sec', '/webhook_timeout_sec', '/rate_limit_per_hour'],
   ],
   ['runtime_flags', { gmail_ingress_enabled: 'on', custom: 1 }, ['/gmail_ingress_enabled', '/custom']],

@@ -365,7 +365,7 @@ describe('routing rules only as the legacy RoutingRulesService keeps them', () =
         id: 'r1',
         name: 'n',
         conditions: [{ field: 'subject', operator: 'contains', value: 'invoice', case_sensitive: false }],
-        actions: { webhook_url: 'https://hooks.example.com/x', priority: 'normal', stop_processing: false },
+        actions: { webhook_url: 'https://hooks.acme.test/x', priority: 'normal', stop_processing: false },
         ...patch,
       },
     ],

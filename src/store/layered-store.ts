@@ -180,8 +180,19 @@ export function createConfigStore({
     return { ...validOrThrow(validator, key, input), _updated_at: new Date().toISOString() }
   }
 
+  /** A write's checks beyond validity (a webhook host resolved), made once its document is known to be valid. */
+  async function admitted(key: string, input: ConfigDocument): Promise<void> {
+    const errors = await validator.admit(key, input)
+    if (errors.length > 0)
+      throw new AppError('VALIDATION_FAILED', `${key} does not match its schema`, { details: errors })
+  }
+
   async function write(key: string, input: ConfigDocument, options: WriteOptions = {}): Promise<Written> {
     checkWritable(parts, key)
+    if (validator.spec(key)?.resolvedUrl !== undefined) {
+      stamped(key, input) // invalid input is refused before any host is resolved for it
+      await admitted(key, input)
+    }
     if (options.ifMatch === undefined && options.ifNoneMatch === undefined)
       return writer.commit(key, stamped(key, input), options.by)
     return writer.commitIf(key, () => stamped(key, input), options, options.by)
@@ -190,6 +201,7 @@ export function createConfigStore({
   /** Atomic: merged into the document as it is when written, made again if another write lands in between. */
   async function patch(key: string, mergePatch: ConfigDocument, options: WriteOptions = {}): Promise<Written> {
     checkWritable(parts, key)
+    await admitted(key, mergePatch) // a URL the patch sets; one it leaves was admitted when it was written
     return writer.commitIf(
       key,
       (base) => {

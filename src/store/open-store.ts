@@ -17,6 +17,7 @@ import { LastKnownGood } from './last-known-good.js'
 import { type ConfigStore, createConfigStore } from './layered-store.js'
 import { type OpenedRedis, openRedis } from './open-redis.js'
 import { createValidator, type DocumentValidator } from './validation.js'
+import { webhookHostCheck } from './webhook-dns.js'
 
 export interface OpenedStore {
   store: ConfigStore
@@ -42,6 +43,11 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
     schemasDir: config.CONFIG_SCHEMAS_DIR,
     unknownKeys: config.CONFIG_STORE_UNKNOWN_KEYS,
     aliases: magicLinkAliases(config.CONFIG_FILES_DIR, config.MAGIC_LINK_TOKENS_FILE),
+    webhookHosts: webhookHostCheck({
+      mode: config.CONFIG_WEBHOOK_URL_CHECK,
+      timeoutMs: config.CONFIG_WEBHOOK_DNS_TIMEOUT_MS,
+      servers: config.CONFIG_WEBHOOK_DNS_SERVERS?.split(','),
+    }),
   })
   // CONFIG_CACHE_MAX_BYTES bounds every in-memory copy of stored texts: 3/8 for the cache of resolved reads, 1/8 for
   // the last-known-good copies in use, a quarter each for the Redis and files layers' memos of what their texts hold.

@@ -9,6 +9,7 @@ import { isValidKey } from '../../stores/layer.js'
 import { AppError, ConfigError, type ErrorDetail } from '../errors.js'
 import { BUILTIN_KEYS, type KeySpec } from './key-schemas.js'
 import type { SchemaKind } from './schemas.js'
+import type { WebhookHostCheck } from './webhook-dns.js'
 
 export type ValidationResult = { ok: true; doc: ConfigDocument } | { ok: false; errors: ErrorDetail[] }
 
@@ -27,6 +28,9 @@ export interface DocumentValidator {
   accepts(key: string): boolean
   /** Undoes PHP's `json_decode(…, true)` where the key's schema expects an object: `[]` → `{}`, a list → `{"0": …}`. */
   fromPhp(key: string, doc: ConfigDocument): ConfigDocument
+  /** The checks a write makes beyond validity (webhook_config's host resolved, as the legacy app does on save): the
+   * problems with `doc` (a whole document, or a merge patch), none when it passes. */
+  admit(key: string, doc: ConfigDocument): Promise<ErrorDetail[]>
 }
 
 type SchemaNode = {
@@ -147,6 +151,8 @@ export function createValidator(opts: {
   unknownKeys: 'allow' | 'reject'
   /** Other names of a key (legacy file names that the files layer reads it from): alias → key. */
   aliases?: ReadonlyMap<string, string>
+  /** Resolves the host of a webhook URL a write names (CONFIG_WEBHOOK_URL_CHECK); none: not resolved. */
+  webhookHosts?: WebhookHostCheck
 }) {
   const custom = loadCustomSchemas(opts.schemasDir)
   const aliases = opts.aliases ?? new Map<string, string>()
@@ -170,6 +176,12 @@ export function createValidator(opts: {
     isSecret: (key) => secrets.has(aliases.get(key) ?? key),
     aliasOf: (name) => aliases.get(name),
     accepts: (key) => opts.unknownKeys === 'allow' || spec(key) !== undefined,
+    async admit(key, doc) {
+      const url = spec(key)?.resolvedUrl?.(doc)
+      if (url === undefined || opts.webhookHosts === undefined) return []
+      const problem = await opts.webhookHosts.problem(url)
+      return problem === undefined ? [] : [{ path: '/webhook_url', message: problem }]
+    },
     fromPhp(key, doc) {
       const s = spec(key)
       return s === undefined ? doc : (objectsBack(s.schema as SchemaNode, doc) as ConfigDocument)

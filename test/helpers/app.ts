@@ -98,6 +98,7 @@ export async function buildTestApp(env: Record<string, string | undefined> = {})
     CONFIG_FILES_DIR: dir,
     REDIS_URL: inject('redisUrl'),
     CONFIG_STORE_REDIS_PREFIX: prefix,
+    CONFIG_WEBHOOK_DNS_SERVERS: inject('dnsServer'),
     ...env,
   }
   const config = loadConfig(

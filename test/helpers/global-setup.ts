@@ -1,11 +1,14 @@
-// One redis-server for the whole run; each test uses its own key prefix on it.
+// One redis-server for the whole run (each test uses its own key prefix on it), and one DNS server for webhook hosts.
 import type {} from 'vitest'
 import type { TestProject } from 'vitest/node'
 import { INSTALL_HINT, startRedisServer } from '../../scripts/redis-server.js'
+import { startDnsServer } from './dns-server.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
     redisUrl: string
+    /** The tests' DNS server (test/helpers/dns-server.ts), for CONFIG_WEBHOOK_DNS_SERVERS. */
+    dnsServer: string
   }
 }
 
@@ -16,5 +19,10 @@ export default async function setup(project: TestProject) {
     process.exit(1)
   })
   project.provide('redisUrl', server.url)
-  return () => server.stop()
+  const dns = await startDnsServer()
+  project.provide('dnsServer', dns.address)
+  return async () => {
+    await dns.close()
+    await server.stop()
+  }
 }

@@ -10,14 +10,14 @@ export const token = { expires_at: 1900000000, consumed: false, consumed_at: nul
 export const WORLD = {
   files: {
     polling_config: { active_days: [0, 1], enable_polling: true, _updated_at: '2026-01-01T00:00:00.000Z' },
-    webhook_config: { webhook_url: 'https://hooks.example.com/files', webhook_ssl_verify: true },
+    webhook_config: { webhook_url: 'https://hooks.acme.test/files', webhook_ssl_verify: true },
     routing_rules: {
       rules: [
         {
           id: 'r1',
           name: 'broken',
           conditions: [{ field: 'body', operator: 'regex', value: '([a-z', case_sensitive: false }],
-          actions: { webhook_url: 'https://hooks.example.com/r', priority: 'normal', stop_processing: false },
+          actions: { webhook_url: 'https://hooks.acme.test/r', priority: 'normal', stop_processing: false },
         },
       ],
     },

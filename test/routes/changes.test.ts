@@ -21,7 +21,7 @@ const tokens = JSON.stringify([
   { name: 'webhooks-only', token: LIMITED, scopes: ['config:read'], keys: ['webhook_config'] },
 ])
 const redis = redisClientForFile()
-const HOOK = { webhook_url: 'https://example.com/hook' }
+const HOOK = { webhook_url: 'https://hooks.acme.test/hook' }
 const TOKEN_DOC = { mlt_x: { expires_at: null, consumed: false, consumed_at: null, single_use: true } }
 
 describe.each(Object.entries(modes))('%s', (mode, env) => {

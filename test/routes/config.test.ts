@@ -15,7 +15,7 @@ describe('a mistyped key name', () => {
       method: 'POST',
       url: `/api/config/${key}`,
       headers,
-      payload: { webhook_url: 'https://h.example.org/in' },
+      payload: { webhook_url: 'https://hooks.acme.test/in' },
     })
 
   it('a 404 suggests the key a typo away, an existing or a built-in one', async () => {
@@ -222,7 +222,7 @@ describe('writes, patches and reads', () => {
       method: 'POST',
       url: '/api/config/webhook_config',
       headers: json,
-      payload: { webhook_url: 'https://hooks.example.com/x', webhook_ssl_verify: true, absence_pause_days: ['monday'] },
+      payload: { webhook_url: 'https://hooks.acme.test/x', webhook_ssl_verify: true, absence_pause_days: ['monday'] },
     })
     const patch = await t.app.inject({
       method: 'PATCH',
@@ -233,7 +233,7 @@ describe('writes, patches and reads', () => {
     expect(patch.statusCode).toBe(200)
     const { _updated_at, ...data } = patch.json().data
     expect(data).toEqual({
-      webhook_url: 'https://hooks.example.com/x',
+      webhook_url: 'https://hooks.acme.test/x',
       absence_pause_days: ['monday'],
       webhook_sending_enabled: false,
     })
@@ -245,7 +245,7 @@ describe('writes, patches and reads', () => {
     })
     expect(invalid.statusCode).toBe(400)
     expect((await t.app.inject({ url: '/api/config/webhook_config', headers: json })).json().data.webhook_url).toBe(
-      'https://hooks.example.com/x',
+      'https://hooks.acme.test/x',
     )
   })
 

@@ -368,7 +368,7 @@ describe.each(Object.entries(modes))('%s', (mode, env) => {
       mlt_x: { expires_at: null, consumed: false, consumed_at: null, single_use: true },
     })
     await t.call('POST', '/api/config/polling_config', { active_days: [1] })
-    await t.call('POST', '/api/config/webhook_config', { webhook_url: 'https://example.com/hook' })
+    await t.call('POST', '/api/config/webhook_config', { webhook_url: 'https://hooks.acme.test/hook' })
     for (const url of [
       '/api/config/magic_link_tokens/history',
       '/api/config/magic_link_tokens?revision=1',

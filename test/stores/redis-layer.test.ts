@@ -34,11 +34,11 @@ describe('redis layer: the legacy layout', () => {
     const prefix = uniquePrefix()
     const store = createRedisLayer({ redis, prefix })
     await store.set('webhook_config', {
-      webhook_url: 'https://hooks.example.com/é',
+      webhook_url: 'https://hooks.acme.test/é',
       _updated_at: '2026-11-21T09:15:02.123Z',
     })
     const raw = await other.get(`${prefix}webhook_config`)
-    expect(raw).toContain('https://hooks.example.com/é') // not \u00e9
+    expect(raw).toContain('https://hooks.acme.test/é') // not \u00e9
     expect(JSON.parse(raw as string)._updated_at).toBe('2026-11-21T09:15:02.123Z')
     expect(await other.type(`${prefix}webhook_config`)).toBe('string')
     expect(await other.ttl(`${prefix}webhook_config`)).toBe(-1)
