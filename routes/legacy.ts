@@ -11,8 +11,36 @@ import { isDocument, isValidKey } from '../stores/layer.js'
 const LegacyWrite = Type.Object({ success: Type.Literal(true), status: Type.Literal('success'), timestamp: Timestamp })
 const legacyErrors = { '4xx': LegacyError, '5xx': LegacyError }
 
+/** Distinct callers counted by name; more (a JWT per user) are counted as `other`, so the series stay few. */
+const MAX_CALLERS = 50
+
+/** The product of a User-Agent (`python-requests/2.32.5` → `python-requests`), `none` without one. */
+export const agentOf = (userAgent: string | undefined) =>
+  userAgent === undefined ? 'none' : (/^[\w.-]{1,40}/.exec(userAgent)?.[0] ?? 'other')
+
 const legacyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
+  // Who uses the legacy route, by caller and software (docs/legacy.md "Who still calls the PHP contract"): a legacy
+  // app whose Redis client fails at every call (redis-py 4 and `protocol=2`) silently sends everything here. Each new
+  // pair is one INFO line; the counter has them all.
+  const callers = new Set<string>()
+  app.addHook('onResponse', (request, reply, done) => {
+    const userAgent = request.headers['user-agent']
+    let client = request.principal?.name ?? 'anonymous'
+    let agent = agentOf(userAgent)
+    const pair = `${client} ${agent}`
+    if (!callers.has(pair)) {
+      if (callers.size < MAX_CALLERS) {
+        callers.add(pair)
+        request.log.info(
+          { client, agent, userAgent: userAgent?.slice(0, 200), status: reply.statusCode },
+          `the legacy route /config_api.php is called by ${client} (${agent})`,
+        )
+      } else [client, agent] = ['other', 'other']
+    }
+    app.metrics.legacyRequests.inc({ method: request.method, client, agent })
+    done()
+  })
   // PHP's trim(strtolower($key)) of a string or a number; anything else (an array, a boolean, null) is no key at all.
   const normalize = (key: unknown) =>
     typeof key === 'string'

@@ -24,6 +24,10 @@ export interface MigrateOptions {
 
 const LOCK = 'migration_lock'
 
+/** The document's `_updated_at`, as a part to spread into another. */
+const stampOf = (doc: Record<string, unknown>) =>
+  typeof doc._updated_at === 'string' ? { _updated_at: doc._updated_at } : {}
+
 export async function migrateToRedis(store: ConfigStore, options: MigrateOptions): Promise<MigrateReply> {
   const redis = store.layers().find((l): l is RedisLayer => l.name === 'redis')
   if (redis === undefined) {
@@ -130,9 +134,17 @@ async function migrateKey(
       return done('skipped', source, reason, `SKIPPED (${reason})`)
     }
   }
-  const doc =
-    typeof best.doc._updated_at === 'string' ? best.doc : { ...best.doc, _updated_at: new Date().toISOString() }
-  const forced = errors.length > 0 ? 'written despite schema errors (force)' : null
+  // Forced over its schema, a key the legacy app reads its own way (runtime_flags) is written as it reads it, so that
+  // Redis never holds a document the legacy app reads differently from what verify reports of it.
+  const reading = errors.length > 0 ? store.validator.spec(key)?.legacyReading : undefined
+  const chosen = reading === undefined ? best.doc : { ...reading(best.doc), ...stampOf(best.doc) }
+  const doc = typeof chosen._updated_at === 'string' ? chosen : { ...chosen, _updated_at: new Date().toISOString() }
+  const forced =
+    errors.length === 0
+      ? null
+      : reading === undefined
+        ? 'written despite schema errors (force)'
+        : `written as the legacy app reads it (force): ${JSON.stringify(reading(best.doc))}`
   if (options.dryRun) {
     return done('would_migrate', source, forced, `DRY (source=${source})`, { diff: diff(existing, doc) })
   }

@@ -11,7 +11,8 @@ import type { DocumentValidator } from '../store/validation.js'
 import type { LayerCheck, VerifyReply, VerifyResult } from './schemas.js'
 
 /** The keys to check: those asked for (any valid key name, de-duplicated in order; a malformed one is a 400), or by
- * default every built-in key and every key any layer holds, that the caller may read. */
+ * default every key with a schema that the legacy app still requires and every key any layer holds, that the caller
+ * may read (a retired key is checked when a layer holds it). */
 export function selectKeys(
   validator: DocumentValidator,
   requested: string[] | undefined,
@@ -19,7 +20,9 @@ export function selectKeys(
   present: Iterable<string> = [],
 ): string[] {
   if (requested === undefined || requested.length === 0)
-    return [...new Set([...validator.schemaKeys(), ...present])].sort().filter(mayRead)
+    return [...new Set([...validator.schemaKeys().filter((k) => !validator.spec(k)?.retired), ...present])]
+      .sort()
+      .filter(mayRead)
   const malformed = requested.filter((k) => !isValidKey(k))
   if (malformed.length > 0) {
     throw new AppError('BAD_REQUEST', `not valid key names: ${malformed.join(', ')} (keys match ^[a-z0-9_-]{1,128}$)`, {
@@ -93,7 +96,7 @@ async function verifyKey(store: ConfigStore, key: string, options: VerifyOptions
     const errors = checked.ok ? [] : checked.errors
     const { _updated_at: _, ...content } = read.doc
     if (errors.length === 0 && Object.keys(content).length === 0 && !spec?.emptyAllowed) {
-      errors.push({ path: '/', message: 'is empty' })
+      errors.push({ path: '/', message: 'payload is empty' })
     }
     docs.set(name, read.doc)
     return {
@@ -131,14 +134,17 @@ async function verifyKey(store: ConfigStore, key: string, options: VerifyOptions
     warnings.push(shadowed.warning)
     drift.push({ layers: ['files', 'files'], newer: null })
   }
-  if (effective && effective.updated_at === null && key !== 'magic_link_tokens') {
+  if (effective && effective.updated_at === null && key !== 'magic_link_tokens' && key !== 'runtime_flags') {
     warnings.push(`${source} copy has no _updated_at`)
   }
+  if (spec?.retired && effective === undefined && down.length === 0) warnings.push(spec.retired)
   for (const n of present) {
     if (n !== source && layers[n]?.valid === false) warnings.push(`${n} copy is invalid: ${describe(layers[n].errors)}`)
   }
   for (const n of down) warnings.push(`${n} unavailable: ${layers[n]?.reason}`)
 
+  // The legacy check's words (scripts/check_config_store.py at 69f59fd) where it has them.
+  const empty = key === 'runtime_flags' ? 'empty (allowed, defaults applied)' : 'empty (allowed)'
   let message = 'OK'
   let status: VerifyResult['status'] = 'OK'
   if (effective === undefined) {
@@ -146,14 +152,20 @@ async function verifyKey(store: ConfigStore, key: string, options: VerifyOptions
       status = 'INVALID'
       message = `not found in the layers that answered; ${down.join(', ')} unavailable`
     } else if (spec?.emptyAllowed) {
-      message = 'empty (allowed)' // as the legacy check treats an absent routing_rules or runtime_flags
+      message = empty // as the legacy check treats an absent routing_rules or runtime_flags
     } else {
       status = 'MISSING'
-      message = 'not found in any layer'
+      message = 'payload is empty: not found in any layer'
     }
   } else if (!effective.valid) {
     status = 'INVALID'
     message = `${source}: ${describe(effective.errors)}`
+    const reading = spec?.legacyReading?.(docs.get(source as LayerName) as Record<string, unknown>)
+    if (reading !== undefined) message += `; the legacy app reads it as ${JSON.stringify(reading)}`
+  } else if (spec?.emptyAllowed && isEmpty(docs.get(source as LayerName))) {
+    message = empty
+  } else if (effective.updated_at === null && key !== 'magic_link_tokens' && key !== 'runtime_flags') {
+    message = 'missing _updated_at (tolerated, injected on next save)'
   }
   const valid = status === 'OK'
   const secretHidden = spec?.secret === true && !options.admin
@@ -199,6 +211,13 @@ async function legacyFileDrift(store: ConfigStore, key: string): Promise<{ warni
   return {
     warning: `files: ${differing.map((c) => basename(c.path)).join(', ')} differ from ${basename(served.path)}, which is the one served`,
   }
+}
+
+/** A document with nothing but `_updated_at`, or with no rules (routing_rules). */
+function isEmpty(doc: Record<string, unknown> | undefined): boolean {
+  const { _updated_at: _, ...content } = doc ?? {}
+  const values = Object.values(content)
+  return values.length === 0 || (values.length === 1 && Array.isArray(content.rules) && content.rules.length === 0)
 }
 
 function describe(errors: ErrorDetail[]): string {

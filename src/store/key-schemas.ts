@@ -19,6 +19,9 @@ export interface KeySpec {
   resolvedUrl?: (doc: ConfigDocument) => string | undefined
   /** What the legacy app makes of a stored document, where that can differ from the document (runtime_flags). */
   legacyReading?: (doc: ConfigDocument) => ConfigDocument
+  /** Why the legacy app no longer needs the key in the store: verify checks it when a layer holds it, and does not
+   * call it missing otherwise (its scripts/check_config_store.py KEY_CHOICES leave it out). */
+  retired?: string
 }
 
 // Every pattern here runs in time linear in its input (no two adjacent repetitions that can match the same text),
@@ -241,6 +244,7 @@ function uniqueSorted<T>(values: T[], compare?: (a: T, b: T) => number): T[] {
 const SPECS: Record<string, KeySpec> = {
   polling_config: {
     schema: PollingConfig,
+    retired: 'retired by the legacy app: only its migrate script reads it',
     check(doc, errors) {
       const start = doc.vacation_start
       const end = doc.vacation_end
@@ -376,6 +380,7 @@ const SPECS: Record<string, KeySpec> = {
   magic_link_tokens: { schema: MagicLinkTokens, secret: true },
   webhook_time_window: {
     schema: WebhookTimeWindow,
+    retired: 'the legacy app keeps it in a file of its own, not in the store',
     check: (doc, errors) => bothOrNeither(doc, errors, 'start', 'end'),
     normalize: (doc) => trimmed(doc, ['start', 'end']),
   },

@@ -30,8 +30,11 @@ export function webhookHostCheck(options: WebhookHostOptions): WebhookHostCheck 
     if (resolver === undefined) return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address)
     const found = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)])
     const failures = found.filter((r) => r.status === 'rejected').map((r) => r.reason as NodeJS.ErrnoException)
-    const notFound = failures.every((e) => NOT_FOUND.has(e.code ?? ''))
-    if (!notFound) throw failures.find((e) => !NOT_FOUND.has(e.code ?? ''))
+    const other = failures.find((e) => !NOT_FOUND.has(e.code ?? ''))
+    if (other !== undefined) throw other
+    // NXDOMAIN for the name (rather than no record of one type): it does not resolve at all
+    const nxdomain = failures.find((e) => e.code === 'ENOTFOUND')
+    if (failures.length === found.length && nxdomain !== undefined) throw nxdomain
     return found.flatMap((r) => (r.status === 'fulfilled' ? r.value : []))
   }
 

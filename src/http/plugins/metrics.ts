@@ -14,6 +14,8 @@ export interface Metrics {
   authFailures: Counter<'reason'>
   rateLimited: Counter
   migrations: Counter<'result'>
+  /** Requests to the legacy route (/config_api.php), by method, caller and client software. */
+  legacyRequests: Counter<'method' | 'client' | 'agent'>
   /** A request that matched no route. */
   unmatched(request: FastifyRequest, reply: FastifyReply): void
 }
@@ -179,6 +181,12 @@ const metricsPlugin: FastifyPluginAsync<{ config: AppConfig }> = async (app, { c
       name: `${PREFIX}migrations_total`,
       help: 'migrations run through the API, by result: success, failure, refused',
       labelNames: ['result'],
+      registers,
+    }),
+    legacyRequests: new Counter({
+      name: `${PREFIX}legacy_requests_total`,
+      help: 'requests to /config_api.php by method, caller (token name) and client software (User-Agent product): a legacy app whose Redis client fails sends its traffic here',
+      labelNames: ['method', 'client', 'agent'],
       registers,
     }),
   })
