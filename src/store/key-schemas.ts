@@ -32,7 +32,7 @@ const Text = (maxLength: number) => Type.String({ maxLength })
 const StringList = Type.Array(Text(1024))
 // `utils.time_helpers.parse_time_hhmm`: H:MM or HH:MM, `h` or `H` for the colon, spaces around; stored trimmed.
 const Time = Type.String({
-  pattern: '^\\s*(?:(?:[01]?[0-9]|2[0-3])[:hH][0-5][0-9])?\\s*$',
+  pattern: '^\\s*$|^\\s*(?:[01]?[0-9]|2[0-3])[:hH][0-5][0-9]\\s*$',
   maxLength: 32,
   description: 'H:MM, HH:MM, HHhMM or HHHMM (stored trimmed), or empty',
 })
@@ -81,7 +81,8 @@ export const WebhookConfig = Type.Object({
 
 // Python's int() of a number (toward zero: 2.5 is 2) or of a string of digits ("3", " +3 ", "1_000").
 const PyInt = Type.Union(
-  [Type.Number(), Type.String({ pattern: '^\\s*[+-]?[0-9]+(?:_[0-9]+)*\\s*$', maxLength: 64 })],
+  // Underscores only between digits, as int() reads them: checked by processing_prefs' check (no nested repetition).
+  [Type.Number(), Type.String({ pattern: '^\\s*[+-]?[0-9][0-9_]*\\s*$', maxLength: 64 })],
   {
     description: 'a number or a string of digits, stored as Python int() makes it: 2.5 as 2, "3" as 3',
   },
@@ -303,6 +304,13 @@ const SPECS: Record<string, KeySpec> = {
       for (const [field, [min, max]] of Object.entries(PREF_BOUNDS)) {
         const v = doc[field]
         if (typeof v !== 'number' && typeof v !== 'string') continue
+        if (typeof v === 'string' && /__|_\s*$/.test(v)) {
+          errors.push({
+            path: `/${field}`,
+            message: `is not an integer Python's int() reads (got ${JSON.stringify(v)})`,
+          })
+          continue
+        }
         const n = pyInt(v)
         if (n < min || n > max)
           errors.push({

@@ -54,6 +54,70 @@ const TABLE: Array<[string, boolean, string]> = [
   ['^\\s*re:\\s*(?:fw|tr)\\b', true, 'same'],
 ]
 
+// [pattern, what Python 3.11's re.compile says: null when it compiles, else its message]
+const MESSAGES: Array<[string, string | null]> = [
+  ['(?P<', 'missing group name at position 4'],
+  ['(?P<>x)', 'missing group name at position 4'],
+  ['(?P<a', 'missing >, unterminated name at position 4'],
+  ['(?<=(a)\\1)', 'cannot refer to group defined in the same lookbehind subpattern at position 9'],
+  ['(?<=(a)(?P=x))', "unknown group name 'x' at position 11"],
+  ['(?P<x>a)(?<=(?P=x))', null],
+  ['(a(?<=\\1))', 'cannot refer to an open group at position 6'],
+  ['\\U00110000', 'bad escape \\U00110000 at position 0'],
+  ['[\\777]', 'octal escape value \\777 outside of range 0-0o377 at position 1'],
+  ['\\777', 'octal escape value \\777 outside of range 0-0o377 at position 0'],
+  ['\\0777', null],
+  ['[a-]', null],
+  ['a{4294967295}', 'the repetition number is too large'],
+  ['(?', 'unexpected end of pattern at position 2'],
+  ['(?i', 'missing -, : or ) at position 3'],
+  ['(?i;x)', 'missing -, : or ) at position 3'],
+  ['(?iQ:x)', 'unknown flag at position 3'],
+  ['(?-', 'missing flag at position 3'],
+  ['(?-Q:x)', 'unknown flag at position 3'],
+  ['(?-;x)', 'missing flag at position 3'],
+  ['(?-a:x)', "bad inline flags: cannot turn off flags 'a', 'u' and 'L' at position 4"],
+  ['(?-i', 'missing : at position 4'],
+  ['(?-iQ)', 'unknown flag at position 4'],
+  ['(?-i;', 'missing : at position 4'],
+  ['(?i-i:x)', 'bad inline flags: flag turned on and off at position 5'],
+  ['(?P', 'unexpected end of pattern at position 3'],
+  ['(?Px)', 'unknown extension ?Px at position 1'],
+  ['(?#abc', 'missing ), unterminated comment at position 0'],
+  ['(?<', 'unexpected end of pattern at position 3'],
+  ['(?(x)a)', "unknown group name 'x' at position 3"],
+  ['(?P<x>a)(?(x)b|c)', null],
+  ['(?(0)a)', 'bad group number at position 3'],
+  ['(a)(?(1)b|c|d)', 'conditional backref with more than two branches at position 11'],
+  ['(a)(?(5)b)', 'invalid group reference 5 at position 6'],
+  ['(?(1)a)', 'invalid group reference 1 at position 3'],
+  ['(?(1a)x)', "bad character in group name '1a' at position 3"],
+  ['(?a)(?u)', 'ASCII and UNICODE flags are incompatible'],
+  ['(?-t:x)', 'bad inline flags: cannot turn off global flag at position 4'],
+  ['[a', 'unterminated character set at position 0'],
+  ['a{99999999999}', 'the repetition number is too large'],
+  ['(?P=)', 'missing group name at position 4'],
+  ['(?P=1x)', "bad character in group name '1x' at position 4"],
+  ['(?P=x)', "unknown group name 'x' at position 4"],
+  ['(?P<x>(?P=x))', 'cannot refer to an open group at position 10'],
+  ['(a\\1)', 'cannot refer to an open group at position 2'],
+  ['\\18', 'invalid group reference 18 at position 1'],
+  ['[\\1]', null],
+  ['\\x', 'incomplete escape \\x at position 0'],
+  ['(?i)(?x)(?s)a', null],
+  ['(?<=a|bc)', 'look-behind requires fixed-width pattern'],
+  ['(?x)[ a]#c\n b', null],
+  ['(?<=(?<=a))b', null],
+  ['(?<=(?:a|b)c)d', null],
+  ['(?<=a{2})b', null],
+  ['(?<=(a)(?(1)b|c))d', 'cannot refer to group defined in the same lookbehind subpattern at position 12'],
+  ['\\$', null],
+  ['(?P<n>a)(?P<n>b)', "redefinition of group name 'n' as group 2; was group 1 at position 12"],
+  ['(?L)x', "bad inline flags: cannot use 'L' flag with a str pattern at position 3"],
+  ['(?au)x', "bad inline flags: flags 'a', 'u' and 'L' are incompatible at position 4"],
+  ['a(?i)b', 'global flags not at the start of the expression at position 1'],
+]
+
 const python = spawnSync('python3', ['-c', 'print(1)'], { encoding: 'utf8' }).stdout === '1\n'
 
 /** re.compile's verdicts, from the real Python: null when it compiles, else its message. */
@@ -86,6 +150,24 @@ describe('the Python re dialect', () => {
       message: 'min repeat greater than max repeat at position 2',
     })
     expect(checkPythonRegex('(?<=a+)b')).toEqual({ ok: false, message: 'look-behind requires fixed-width pattern' })
+  })
+
+  it.each(MESSAGES)('%j: %s', (pattern, message) => {
+    expect(checkPythonRegex(pattern)).toEqual(
+      message === null ? expect.objectContaining({ ok: true }) : { ok: false, message },
+    )
+  })
+
+  it('refuses the two constructs it cannot check the way Python does, saying so', () => {
+    expect(checkPythonRegex('\\N{DIGIT ONE}')).toEqual({
+      ok: false,
+      message:
+        '\\N{…} (a character by its Unicode name) is not accepted here; write the character itself at position 2',
+    })
+    expect(checkPythonRegex('(?t)a')).toEqual({
+      ok: false,
+      message: 'the t (TEMPLATE) flag is not accepted here at position 3',
+    })
   })
 
   it('a refusal names the construct, with the Python way where JavaScript habits differ', () => {
