@@ -4,7 +4,8 @@ import { ErrorDetailSchema } from '../errors.js'
 import { LayerNameSchema, Timestamp } from '../http/schemas.js'
 
 const Keys = Type.Array(Type.String(), {
-  description: 'config keys; default: every built-in key and every key a layer holds',
+  description:
+    'config keys; default: the keys the legacy check covers, keys with a schema of yours, and every key a layer holds',
 })
 
 export const VerifyBody = Type.Object({

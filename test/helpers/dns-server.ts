@@ -42,7 +42,9 @@ function ipv6Bytes(ip: string): Buffer {
   const t = tail ? tail.split(':') : []
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t]
   const out = Buffer.alloc(16)
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g || '0', 16), i * 2))
+  groups.forEach((g, i) => {
+    out.writeUInt16BE(Number.parseInt(g || '0', 16), i * 2)
+  })
   return out
 }
 

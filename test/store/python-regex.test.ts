@@ -185,7 +185,7 @@ describe('the Python re dialect', () => {
 
   it.runIf(python)('the table is what the real re.compile says', () => {
     const verdicts = pythonVerdicts(TABLE.map(([p]) => p))
-    TABLE.forEach(([pattern, accepted], i) => expect(verdicts[i] === null, pattern).toBe(accepted))
+    expect(verdicts.map((v) => v === null)).toEqual(TABLE.map(([, accepted]) => accepted))
   })
 
   it.runIf(python)('agrees with the real re.compile on generated patterns, message and all', () => {
