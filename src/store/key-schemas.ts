@@ -1,10 +1,11 @@
 // The built-in config keys and their rules (docs/keys.md). The TypeBox schema checks shapes; `check` adds the rules that
 // span fields; `normalize` gives the stored form. Writes, verify and migrate all use these.
+import { isIP } from 'node:net'
 import { type TSchema, Type } from 'typebox'
 import type { ConfigDocument } from '../../stores/layer.js'
 import type { ErrorDetail } from '../errors.js'
 import { checkPythonRegex } from './python-regex.js'
-import { makeWebhookUrl, staticWebhookProblem } from './webhook-url.js'
+import { hostOf, makeWebhookUrl, staticWebhookProblem } from './webhook-url.js'
 
 export interface KeySpec {
   schema: TSchema
@@ -295,7 +296,9 @@ const SPECS: Record<string, KeySpec> = {
     resolvedUrl(doc) {
       if (typeof doc.webhook_url !== 'string' || doc.webhook_url.trim() === '') return undefined
       const url = makeWebhookUrl(doc.webhook_url)
-      return staticWebhookProblem(url) === undefined ? url : undefined
+      // A literal address needs no resolving (the static rules check it), and an invalid URL is refused anyway.
+      const host = url === undefined ? undefined : hostOf(url)
+      return staticWebhookProblem(url) === undefined && host !== undefined && isIP(host) === 0 ? url : undefined
     },
   },
   processing_prefs: {

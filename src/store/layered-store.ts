@@ -189,12 +189,14 @@ export function createConfigStore({
 
   async function write(key: string, input: ConfigDocument, options: WriteOptions = {}): Promise<Written> {
     checkWritable(parts, key)
-    if (validator.spec(key)?.resolvedUrl !== undefined) {
-      stamped(key, input) // invalid input is refused before any host is resolved for it
+    const conditional = options.ifMatch !== undefined || options.ifNoneMatch !== undefined
+    // Validity first (no host is resolved for invalid input); a conditional write validates again per attempt.
+    const doc = conditional ? undefined : stamped(key, input)
+    if (validator.spec(key)?.resolvedUrl?.(input) !== undefined) {
+      if (doc === undefined) stamped(key, input)
       await admitted(key, input)
     }
-    if (options.ifMatch === undefined && options.ifNoneMatch === undefined)
-      return writer.commit(key, stamped(key, input), options.by)
+    if (doc !== undefined) return writer.commit(key, doc, options.by)
     return writer.commitIf(key, () => stamped(key, input), options, options.by)
   }
 

@@ -4,11 +4,11 @@
 // "Webhook URLs"). Without CONFIG_WEBHOOK_DNS_SERVERS the system resolver answers, /etc/hosts included, as Python's
 // getaddrinfo does; with it, those servers do.
 import { lookup, Resolver } from 'node:dns/promises'
-import { isIP } from 'node:net'
 import { hostOf, isRefusedAddress } from './webhook-url.js'
 
 export interface WebhookHostCheck {
-  /** Why the host of `url` (an https URL that passed the static checks) may not be a webhook target, or undefined. */
+  /** Why the host of `url` (an https URL with a host name, that passed the static checks) may not be a webhook target,
+   * or undefined. */
   problem(url: string): Promise<string | undefined>
 }
 
@@ -40,8 +40,7 @@ export function webhookHostCheck(options: WebhookHostOptions): WebhookHostCheck 
 
   return {
     async problem(url) {
-      const host = hostOf(url)
-      if (host === undefined || isIP(host) !== 0) return undefined // a literal address: checked without DNS
+      const host = hostOf(url) as string
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), options.timeoutMs)
