@@ -6,13 +6,14 @@
 // JSON text as it is, so writing one costs no serialisation. A file is replaced atomically (temp file, rename); the
 // last change before a power loss may be lost, never a file half written.
 import { hash, randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import { isValidKey, LAYER_ORDER, type LayerName } from '../../stores/layer.js'
 import { reasonOf } from '../errors.js'
 import { ByteMap, bytesOf } from './byte-map.js'
 import { jsonLimitError } from './json-limits.js'
+import { createNew, privateDir, readPrivate } from './private-files.js'
 
 export interface KnownCopy {
   /** The document's compact JSON text. */
@@ -135,9 +136,14 @@ export class LastKnownGood {
     const file = join(this.dir, name)
     try {
       if (copy === null || copy === undefined) return await rm(file, { force: true })
-      await mkdir(this.dir, { recursive: true, mode: 0o700 })
+      await privateDir(this.dir)
       const tmp = join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`)
-      await writeFile(tmp, `${JSON.stringify(copy.updatedAt)}\n${copy.json}`, { mode: 0o600, flag: 'wx' })
+      const fh = await createNew(tmp)
+      try {
+        await fh.writeFile(`${JSON.stringify(copy.updatedAt)}\n${copy.json}`)
+      } finally {
+        await fh.close()
+      }
       await rename(tmp, file)
     } catch (err) {
       this.log.warn({ file, reason: reasonOf(err) }, 'could not update the last-known-good snapshot')
@@ -147,7 +153,7 @@ export class LastKnownGood {
   async #read(layer: LayerName, key: string): Promise<KnownCopy | undefined> {
     let text: string
     try {
-      text = await readFile(join(this.dir, fileName(layer, key)), 'utf8')
+      text = await readPrivate(join(this.dir, fileName(layer, key)))
     } catch {
       return undefined
     }

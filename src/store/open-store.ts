@@ -97,6 +97,8 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
             dir: config.CONFIG_FILES_DIR,
             max: config.CONFIG_HISTORY_MAX,
             feedMax: config.CONFIG_FEED_MAX,
+            // A write waiting for another's lock answers well within the time a client gives a request.
+            lockWaitMs: Math.min(10_000, config.REQUEST_TIMEOUT_MS / 2),
           })
         : createRedisHistory({
             redis: opened.redis,

@@ -1,12 +1,16 @@
 // History without Redis (docs/history.md "In the files directory"): a journal in `<CONFIG_FILES_DIR>/.history/`.
-//   <key>.jsonl    the key's revisions, oldest first, one JSON line each, with its document
-//   changes.jsonl  the change feed: one line per revision of any key, `id` counting up from 1
-//   .lock          held while a write and its revision are made, by whichever process sharing the directory
+//   <key>.jsonl     the key's revisions, oldest first, one JSON line each, with its document
+//   .changes.jsonl  the change feed: one line per revision of any key, `id` counting up from 1
+//   .lock           held while a write and its revision are made, by whichever process sharing the directory
+// The service's own names start with a dot, which no key name has, so no key reaches them (a key named `changes`
+// once shared the feed's file: a feed found under that old name is moved to the new one when the journal opens).
 // Lines are only ever appended (and fsynced); a line cut short by a crash is skipped when read, and the next append
 // starts on a line of its own. Files are trimmed by writing a shorter copy and renaming it over the old one.
-import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { type FileHandle, rename, rm, stat } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { AppError, LayerUnavailableError, reasonOf } from '../../errors.js'
+import { createNew, openToAppend, openToRead, privateDir, readPrivate } from '../private-files.js'
 import { type Change, type Feed, type History, Listeners, type Recorded, type Seen, sha256Hex } from './history.js'
 import type { ChangeEvent, FeedEvent, Revision } from './schemas.js'
 import { eventOf } from './schemas.js'
@@ -15,10 +19,23 @@ interface Entry extends Revision {
   document: unknown
 }
 
-/** A lock older than this was left by a process that died holding it. */
+/** A lock older than this was left by a process that died holding it (one on another host cannot be asked). */
 const STALE_LOCK_MS = 10_000
 const LOCK_WAIT_MS = 10_000
 const POLL_MS = 250
+const HOST = hostname()
+
+/** Whether the lock's text (`pid@host`) names a process of this host that is gone. */
+function heldByTheDead(text: string): boolean {
+  const m = /^(\d+)@(.+)$/.exec(text)
+  if (m === null || m[2] !== HOST) return false
+  try {
+    process.kill(Number(m[1]), 0)
+    return false
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH'
+  }
+}
 
 /** The complete lines of a journal file, parsed; a line that does not parse (cut short by a crash) is skipped. */
 function parseLines<T>(text: string): { items: T[]; clean: boolean } {
@@ -35,7 +52,7 @@ function parseLines<T>(text: string): { items: T[]; clean: boolean } {
 }
 
 async function append(path: string, lines: string, clean: boolean): Promise<number> {
-  const fh = await open(path, 'a')
+  const fh = await openToAppend(path)
   try {
     await fh.write(clean ? lines : `\n${lines}`)
     await fh.datasync()
@@ -48,7 +65,8 @@ async function append(path: string, lines: string, clean: boolean): Promise<numb
 /** Replaces `path` with `text`, whole or not at all. */
 async function replace(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`
-  const fh = await open(tmp, 'w')
+  await rm(tmp, { force: true }) // one left by a crash of a process with this pid
+  const fh = await createNew(tmp)
   try {
     await fh.writeFile(text)
     await fh.datasync()
@@ -61,15 +79,18 @@ async function replace(path: string, text: string): Promise<void> {
 export interface JournalOptions {
   /** The files directory: the journal is its `.history` folder. */
   dir: string
+  /** How long a write waits for the lock before it is refused (at most 10 s; REQUEST_TIMEOUT_MS bounds it). */
+  lockWaitMs?: number
   max: number
   feedMax: number
   onListeners?: (count: number) => void
 }
 
-export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions): History {
+export function createJournal({ dir, max, feedMax, onListeners, lockWaitMs = LOCK_WAIT_MS }: JournalOptions): History {
   const root = join(dir, '.history')
   const lockPath = join(root, '.lock')
-  const feedPath = join(root, 'changes.jsonl')
+  const feedPath = join(root, '.changes.jsonl')
+  const oldFeedPath = join(root, 'changes.jsonl')
   const pathOf = (key: string) => join(root, `${key}.jsonl`)
   const unavailable = (err: unknown) =>
     err instanceof AppError ? err : new LayerUnavailableError('files', `history journal: ${reasonOf(err)}`, err)
@@ -97,34 +118,30 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
   }
 
   async function acquire(): Promise<void> {
-    const deadline = Date.now() + LOCK_WAIT_MS
+    const deadline = Date.now() + lockWaitMs
     for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
       let fh: FileHandle | undefined
       try {
-        fh = await open(lockPath, 'wx')
-        await fh.writeFile(String(process.pid))
+        await privateDir(root)
+        fh = await createNew(lockPath)
+        await fh.writeFile(`${process.pid}@${HOST}`)
         return
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
-        if (code === 'ENOENT') {
-          await mkdir(root, { recursive: true }).catch((e) => {
-            throw unusable(e)
-          })
-          continue
-        }
         if (code !== 'EEXIST') throw unusable(err)
       } finally {
         await fh?.close()
       }
       const held = await stat(lockPath).catch(() => undefined)
-      if (held !== undefined && Date.now() - held.mtimeMs > STALE_LOCK_MS) {
+      const holder = await readPrivate(lockPath).catch(() => '')
+      if ((held !== undefined && Date.now() - held.mtimeMs > STALE_LOCK_MS) || heldByTheDead(holder)) {
         await rm(lockPath, { force: true })
         continue
       }
       if (Date.now() > deadline)
         throw new AppError(
           'STORE_UNAVAILABLE',
-          `the history journal ${lockPath} stayed locked for ${LOCK_WAIT_MS / 1000} s; nothing was written`,
+          `the history journal ${lockPath} stayed locked for ${lockWaitMs} ms by ${holder || 'another process'} (a write in progress elsewhere, or a process on another host that stopped holding it: such a lock is taken once it is ${STALE_LOCK_MS / 1000} s old); nothing was written`,
         )
       await new Promise((r) => setTimeout(r, wait))
     }
@@ -141,7 +158,7 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
     if (size < 0) return { entries: [], clean: true }
     const known = memo.get(key)
     if (known?.size === size) return known
-    const text = await readFile(path, 'utf8')
+    const text = await readPrivate(path)
     const { items, clean } = parseLines<Entry>(text)
     const read = { size: Buffer.byteLength(text), entries: items, clean }
     memo.set(key, read)
@@ -198,7 +215,7 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
       Object.assign(feedState, { offset: 0, ino: s.ino, first: 0 })
     }
     if (s.size === feedState.offset) return
-    const fh = await open(feedPath, 'r')
+    const fh = await openToRead(feedPath)
     let text: string
     try {
       const buf = Buffer.alloc(s.size - feedState.offset)
@@ -213,6 +230,7 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
     feedState.offset += Buffer.byteLength(text.slice(0, end))
     feedState.clean = true
     for (const item of items) {
+      if (typeof item.id !== 'number') continue // not a feed line (a key's revision, from before the rename)
       if (feedState.first === 0) feedState.first = item.id
       feedState.last = Math.max(feedState.last, item.id)
       if (item.id <= feedState.told) continue
@@ -229,7 +247,7 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
     const id = feedState.last + 1
     const line = `${JSON.stringify({ id, ...event })}\n`
     if (feedState.first > 0 && id - feedState.first + 1 > feedMax + Math.max(10, feedMax / 2)) {
-      const text = await readFile(feedPath, 'utf8')
+      const text = await readPrivate(feedPath)
       const { items } = parseLines<{ id: number }>(text)
       await replace(
         feedPath,
@@ -246,8 +264,11 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
   }
 
   async function readFeed(): Promise<Array<{ id: number } & ChangeEvent>> {
-    const text = await readFile(feedPath, 'utf8').catch(() => '')
-    return parseLines<{ id: number } & ChangeEvent>(text).items
+    const text = await readPrivate(feedPath).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return ''
+      throw err
+    })
+    return parseLines<{ id: number } & ChangeEvent>(text).items.filter((i) => typeof i.id === 'number')
   }
 
   const feed: Feed = {
@@ -282,13 +303,24 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
       return { events, position }
     },
   }
+  /** A feed under its old name (before 0.3) becomes the feed under its new one; a key named `changes` keeps its own. */
+  async function moveOldFeed(): Promise<void> {
+    if ((await stat(feedPath).catch(() => undefined)) !== undefined) return
+    const old = await readPrivate(oldFeedPath).catch(() => undefined)
+    const first =
+      old === undefined ? undefined : parseLines<Record<string, unknown>>(old.slice(0, old.indexOf('\n') + 1))
+    if (first?.items[0] !== undefined && typeof first.items[0].id === 'number') await rename(oldFeedPath, feedPath)
+  }
   // Listeners hear of events from the ones recorded after they subscribed: start from what the file holds now.
-  const started = catchUp().then(
-    () => {
-      feedState.told = feedState.last
-    },
-    () => undefined,
-  )
+  const started = moveOldFeed()
+    .catch(() => undefined)
+    .then(catchUp)
+    .then(
+      () => {
+        feedState.told = feedState.last
+      },
+      () => undefined,
+    )
 
   return {
     kind: 'journal',
@@ -336,6 +368,7 @@ export function createJournal({ dir, max, feedMax, onListeners }: JournalOptions
     async close() {
       clearInterval(poll)
       poll = undefined
+      await chain // a write or an observation holding the lock releases it before the process ends
     },
   }
 }
