@@ -221,9 +221,20 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = proc
   return { values, fromFile, warnings }
 }
 
-/** What a refused value was, for the message: a secret only by its length. */
+/** `value` with what could be credentials before an `@` hidden (`rediss://:pw@host` → `rediss://***@host`): a URL
+ * may carry a password, however malformed the rest of it is. */
+export function withoutCredentials(value: string): string {
+  const at = value.lastIndexOf('@')
+  if (at < 0) return value
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:?\/\//.exec(value)?.[0] ?? ''
+  return `${scheme.length < at ? scheme : ''}***${value.slice(at)}`
+}
+
+/** What a refused value was, for the message: a secret only by its length, and never a URL's password. */
 function described(name: string, value: string): string {
-  return SECRET_VARIABLES.has(name) ? `got ${value.length} characters` : `got ${JSON.stringify(value)}`
+  return SECRET_VARIABLES.has(name)
+    ? `got ${value.length} characters`
+    : `got ${JSON.stringify(withoutCredentials(value))}`
 }
 
 /** The schema's own `errorMessage`, the allowed values of an enumeration (a union of literals), or the message. */
@@ -308,7 +319,10 @@ function addresses(name: string, list: string): Address[] {
   return list.split(',').map((address) => {
     const at = address.lastIndexOf(':')
     const port = Number(address.slice(at + 1))
-    if (port < 1 || port > 65535) throw new ConfigError(`${name}: ${address}: the port must be 1-65535 (got "${list}")`)
+    if (port < 1 || port > 65535)
+      throw new ConfigError(
+        `${name}: ${withoutCredentials(address)}: the port must be 1-65535 (got "${withoutCredentials(list)}")`,
+      )
     return { host: address.slice(0, at), port }
   })
 }

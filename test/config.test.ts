@@ -168,6 +168,25 @@ describe('configuration from the environment', () => {
     )
   })
 
+  it('a password in a URL is never echoed, however malformed the URL', () => {
+    const secret = 'Sup3rSecretRedisPw'
+    for (const [name, value, shown] of [
+      ['REDIS_URL', `rediss//:${secret}@redis.internal:6380`, 'rediss//***@redis.internal:6380'],
+      ['REDIS_URL', `http://user:${secret}@redis.internal`, 'http://***@redis.internal'],
+      ['EXTERNAL_CONFIG_BASE_URL', `ftp://ops:${secret}@legacy.internal/`, 'ftp://***@legacy.internal/'],
+      ['REDIS_SENTINELS', `ops:${secret}@s1:26379`, '***@s1:26379'],
+    ]) {
+      let message = ''
+      try {
+        loadConfig({ [name as string]: value as string })
+      } catch (err) {
+        message = (err as Error).message
+      }
+      expect(message, name).toContain(`(got "${shown}")`)
+      expect(message).not.toContain(secret)
+    }
+  })
+
   it('an error says when the value came from .env', () => {
     const dir = tempDir('env')
     writeFileSync(join(dir, '.env'), 'PORT=eighty\n')
