@@ -2,6 +2,7 @@
 // OpenAPI generator build the app with this same function.
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import AjvCompiler from '@fastify/ajv-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import fastJson from 'fast-json-stringify'
 import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify'
@@ -41,6 +42,20 @@ function requestId(request: IncomingMessage): string {
 
 type BodyParser = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => void
 
+// Query strings and path parameters arrive as text and are coerced to their schemas' types (Fastify's default); a
+// body is JSON already, so a wrong type in it is a 400, never converted (`{"keys":"x"}` is not `["x"]`).
+type Compile = (route: { httpPart?: string }) => unknown
+type AjvOptions = { customOptions?: Record<string, unknown> }
+const ajvPool = AjvCompiler() as unknown as (externalSchemas: unknown, options: AjvOptions) => Compile
+function buildValidator(externalSchemas: unknown, options: AjvOptions = {}): Compile {
+  const coercing = ajvPool(externalSchemas, options)
+  const strict = ajvPool(externalSchemas, {
+    ...options,
+    customOptions: { ...options.customOptions, coerceTypes: false },
+  })
+  return (route) => (route.httpPart === 'body' ? strict : coercing)(route)
+}
+
 /** Whether a JSON text could name `__proto__` or `constructor` as a member: only by spelling it, or with \u escapes. */
 const mayPoison = (text: string) => text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')
 
@@ -78,6 +93,7 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
     return503OnClosing: true,
     // Over-long keys must reach the key check (400 INVALID_KEY), not stop at the router (414).
     routerOptions: { maxParamLength: 1024 },
+    schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Response serializers are compiled when a route first uses one, not at start-up: most answers are sent as

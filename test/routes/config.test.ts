@@ -184,6 +184,33 @@ describe('bodies that are not a JSON object', () => {
     expect(configFiles(t.dir)).toEqual([])
   })
 
+  it('a body is not coerced: a wrong type is a 400 (a query string still is)', async () => {
+    const t = await filesApp()
+    const verify = (payload: object) =>
+      t.app.inject({ method: 'POST', url: '/api/verify_config_store', headers: json, payload })
+    const coerced = await verify({ keys: 'webhook_config' })
+    expect(coerced.statusCode).toBe(400)
+    expect(coerced.json()).toMatchObject({ code: 'BAD_REQUEST', details: [{ path: '/keys' }] })
+    expect((await verify({ raw: 'true' })).statusCode).toBe(400)
+    expect((await verify({ keys: ['webhook_config'], raw: true })).statusCode).toBe(200)
+    const migrate = await t.app.inject({
+      method: 'POST',
+      url: '/api/migrate_configs_to_redis',
+      headers: json,
+      payload: { dryRun: 1 },
+    })
+    expect(migrate.json()).toMatchObject({ code: 'BAD_REQUEST', details: [{ path: '/dryRun' }] })
+    const rollback = await t.app.inject({
+      method: 'POST',
+      url: '/api/config/k/rollback',
+      headers: json,
+      payload: { revision: '1' },
+    })
+    expect(rollback.json()).toMatchObject({ code: 'BAD_REQUEST', details: [{ path: '/revision' }] })
+    // a query string arrives as text: ?limit=2 is the number 2
+    expect((await t.app.inject({ url: '/api/config/k/history?limit=2', headers: bearer('read') })).statusCode).toBe(200)
+  })
+
   it('a bad query → 400 BAD_REQUEST', async () => {
     const t = await filesApp()
     expect((await t.app.inject({ url: '/api/config/k?source=../etc', headers: json })).json().code).toBe('BAD_REQUEST')
