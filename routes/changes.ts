@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { AppConfig } from '../src/config.js'
 import { AppError } from '../src/errors.js'
-import { allowsKey, isAdmin, type Principal } from '../src/http/auth.js'
+import { allowsKey, isAdmin, type Principal, validForMs } from '../src/http/auth.js'
 import { errorResponses } from '../src/http/schemas.js'
 import type { FeedEvent } from '../src/store/history/schemas.js'
 import { isValidKey } from '../stores/layer.js'
@@ -65,9 +65,11 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
       let sent: string | undefined
       let queue = Promise.resolve()
       let heartbeat: NodeJS.Timeout | undefined
+      let expiry: NodeJS.Timeout | undefined
       const end = () => {
         if (!open.delete(end)) return
         clearInterval(heartbeat)
+        clearTimeout(expiry)
         subscription.close()
         stream.end()
       }
@@ -87,6 +89,11 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
         })
       }
       const subscription = store.feed.subscribe((e) => (live ? send(e) : held.push(e)))
+      // Ended from here on by the client leaving (even during the replay's reads below), the close, or the token's
+      // expiry: a stream never outlives the token that opened it.
+      open.add(end)
+      reply.raw.once('close', end)
+      expiry = setTimeout(end, Math.min(validForMs(principal), 2 ** 31 - 1))
       let replay: { events: FeedEvent[]; position: string }
       try {
         await subscription.ready
@@ -104,17 +111,16 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
           sent = lastId
         }
       } catch (err) {
-        subscription.close()
+        end()
         throw err
       }
+      if (!open.has(end)) return reply // the client left during the replay's reads
       for (const e of replay.events) send(e)
       sent = replay.position
       for (const e of held) send(e)
       live = true
 
       heartbeat = setInterval(() => stream.write(': heartbeat\n\n'), config.CONFIG_FEED_HEARTBEAT_MS)
-      open.add(end)
-      reply.raw.once('close', end)
       stream.write(`retry: 1000\n: position ${replay.position}\n\n`)
       return reply
         .header('content-type', 'text/event-stream; charset=utf-8')

@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { typoWarning } from '../src/did-you-mean.js'
 import { AppError } from '../src/errors.js'
-import { actorOf, allowsKey, isAdmin, type Principal } from '../src/http/auth.js'
+import { actorOf, allowsKey, isAdmin, type Principal, validForMs } from '../src/http/auth.js'
 import { now, resolvedBody, revisionBody, writtenBody } from '../src/http/bodies.js'
 import {
   ConfigReply,
@@ -109,7 +109,7 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { summary: 'Every key known to any layer or schema', response: { 200: ListReply, ...errorResponses } },
     },
     async (request) => {
-      const keys = (await store.list()).filter((k) => visible(request.principal, k.key))
+      const keys = await store.list((key) => visible(request.principal, key))
       return { status: 'success' as const, keys, timestamp: now() }
     },
   )
@@ -148,8 +148,11 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
           throw new AppError('BAD_REQUEST', '?revision= reads history: it cannot be combined with ?source= or ?wait=')
         return revisionRead(request, reply, key, revision)
       }
-      if (wait !== undefined && source === undefined)
-        return blockingRead(request, reply, key, waitMs(wait)).catch((err: unknown) => suggesting(request, key, err))
+      if (wait !== undefined && source === undefined) {
+        // A blocking read never outlives the token that asked for it.
+        const ms = Math.min(waitMs(wait), validForMs(request.principal))
+        return blockingRead(request, reply, key, ms).catch((err: unknown) => suggesting(request, key, err))
+      }
       const hit = source === undefined ? store.readCached(key) : undefined
       if (hit !== undefined) return sendResolved(request, reply, hit) // synchronous: no promise on the hot path
       const read = source === undefined ? store.read(key) : store.readFrom(source, key)

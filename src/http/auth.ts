@@ -43,7 +43,14 @@ export interface Principal {
   keys?: string[] | undefined
   /** May read /metrics. */
   metrics: boolean
+  /** Epoch ms when the token stops being valid (a JWT's `exp`, or its `iat` plus JWT_MAX_AGE); none for a static
+   * token. A stream or a blocking read it opened ends then. */
+  expiresAt?: number
 }
+
+/** How long, from now, a request may go on answering the caller: until its token expires. */
+export const validForMs = (principal: Principal | null): number =>
+  principal?.expiresAt === undefined ? Number.POSITIVE_INFINITY : Math.max(0, principal.expiresAt - Date.now())
 
 interface TokenEntry {
   principal: Principal
@@ -171,6 +178,7 @@ export function principalOfClaims(
       level: levelOf(granted),
       keys: keys as string[] | undefined,
       metrics: mayReadMetrics(granted),
+      expiresAt: untilSec * 1000,
     },
     untilSec,
   }

@@ -104,8 +104,9 @@ export interface ConfigStore {
   /** After a change notice: records what the primary holds now when no revision has it (a write made behind the
    * service, as an `external` revision). */
   observe(key: string): Promise<void>
-  /** Every key known to any layer or schema: complete, or a STORE_UNAVAILABLE naming what could not be read. */
-  list(): Promise<ListedKey[]>
+  /** Every key known to any layer or schema that `visible` lets through: complete, or a STORE_UNAVAILABLE naming what
+   * could not be read. */
+  list(visible?: (key: string) => boolean): Promise<ListedKey[]>
   /** The keys a typo away from `name` (known to a layer at most a second ago, or to a schema), nearest first. */
   similarKeys(name: string): Promise<string[]>
   /** Writes an export bundle's documents to the primary, all or nothing. */

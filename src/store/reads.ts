@@ -123,7 +123,9 @@ export function createReader(parts: StoreParts) {
     }
   }
 
-  async function list(): Promise<ListedKey[]> {
+  /** Every key of the layers and schemas that `visible` lets through (a caller's keys: the others are never read, so a
+   * key it may not see can neither break its listing nor be named to it). */
+  async function list(visible: (key: string) => boolean = () => true): Promise<ListedKey[]> {
     const names = new Set(validator.schemaKeys())
     const unlisted: string[] = []
     for (const l of layers) {
@@ -139,7 +141,7 @@ export function createReader(parts: StoreParts) {
         'STORE_UNAVAILABLE',
         `the keys of ${unlisted.join(', ')} could not be listed; the list would be incomplete`,
       )
-    const sorted = [...names].sort()
+    const sorted = [...names].filter(visible).sort()
     const entries: Array<ListedKey | undefined | 'unreadable'> = []
     let next = 0
     const worker = async () => {

@@ -315,3 +315,23 @@ describe('headers and log lines', () => {
     expect(t.logs.some((l) => (l.req as { url?: string } | undefined)?.url === '/api/config/k')).toBe(true)
   })
 })
+
+describe('the key list reads only the keys the caller may see', () => {
+  it("a corrupt key outside a token's limits neither breaks its listing nor is named to it", async () => {
+    const tokens = JSON.stringify([
+      { name: 'team-a', token: 'team-a-token-0123456789', scopes: ['config:read'], keys: ['team_a_*'] },
+      { name: 'admin', token: TOKENS.admin, scopes: ['config:admin'] },
+    ])
+    const t = await app({ AUTH_TOKENS: tokens })
+    await redis.set(`${t.prefix}team_a_flags`, '{"on":true}')
+    await redis.set(`${t.prefix}team_c_payroll`, '{"salary": ') // corrupt: not JSON
+    const teamA = await t.app.inject({ url: '/api/config', headers: auth('team-a-token-0123456789') })
+    expect(teamA.statusCode).toBe(200)
+    expect(teamA.json().keys.map((k: { key: string }) => k.key)).toEqual(['team_a_flags'])
+    expect(teamA.body).not.toContain('team_c')
+    // an admin, who may see it, is told the list is incomplete, and why
+    const admin = await t.app.inject({ url: '/api/config', headers: bearer('admin') })
+    expect(admin.statusCode).toBe(503)
+    expect(admin.json().message).toContain('team_c_payroll')
+  })
+})

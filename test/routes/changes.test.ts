@@ -236,3 +236,67 @@ describe('a client that does not read', () => {
     await t.app.close()
   })
 })
+
+describe('a stream and a blocking read end with the token that opened them', () => {
+  it('a JWT that expires ends its stream, which delivers nothing after; a wait ends at the expiry too', async () => {
+    const { hs256, JWT_SECRET } = await import('../helpers/jwt.js')
+    const t = await buildTestApp({ REDIS_URL: undefined, JWT_SECRET, AUTH_TOKENS })
+    await t.app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`
+    const exp = Math.floor(Date.now() / 1000) + 2
+    const jwt = hs256({ sub: 'short-lived', scope: 'config:admin', exp })
+    const stream = await sse(`${base}/api/changes?include=document`, { authorization: `Bearer ${jwt}` })
+    expect(stream.status).toBe(200)
+    const etag = (
+      await t.app.inject({
+        method: 'POST',
+        url: '/api/config/k',
+        headers: { ...bearer('admin') },
+        payload: { v: 1 },
+      })
+    ).headers.etag as string
+    await stream.waitFor(1)
+    const waited = await fetch(`${base}/api/config/k?wait=5m`, {
+      headers: { authorization: `Bearer ${jwt}`, 'if-none-match': etag },
+    })
+    expect(waited.status).toBe(304) // answered when the token expired (well within the test's time), not in 5 minutes
+    await until(() => stream.ended, 5000)
+    await t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('admin'), payload: { v: 2 } })
+    expect(stream.changes().map((c) => c.revision)).toEqual([1])
+    expect(t.app.store.stats().listeners).toBe(0)
+    stream.close()
+    await t.app.close()
+  })
+})
+
+describe('a client that leaves during the replay', () => {
+  it('leaves no subscription behind', async () => {
+    const { connect } = await import('node:net')
+    const t = await buildTestApp({ REDIS_URL: undefined, AUTH_TOKENS })
+    await t.app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (t.app.server.address() as AddressInfo).port
+    for (let i = 0; i < 3; i++)
+      await t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('admin'), payload: { i } })
+    // 30 clients that ask for a replay and hang up at once, on raw sockets
+    await Promise.all(
+      Array.from(
+        { length: 30 },
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = connect(port, '127.0.0.1', () => {
+              socket.end(
+                `GET /api/changes?include=document HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${bearer('admin').authorization.slice(7)}\r\nLast-Event-ID: 0\r\n\r\n`,
+              )
+              socket.destroy()
+              resolve()
+            })
+          }),
+      ),
+    )
+    await until(() => t.app.store.stats().listeners === 0, 3000)
+    // and stays so: nothing comes back to life
+    await new Promise((r) => setTimeout(r, 300))
+    expect(t.app.store.stats().listeners).toBe(0)
+    await t.app.close()
+  })
+})
