@@ -94,6 +94,9 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
     // Over-long keys must reach the key check (400 INVALID_KEY), not stop at the router (414).
     routerOptions: { maxParamLength: 1024 },
     schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
+    // Behind reverse proxies named in TRUSTED_PROXIES, the client is the address their X-Forwarded-For gives (the
+    // failed-authentication limit counts per client); otherwise it is the connection's peer, whatever a header says.
+    ...(config.trustedProxies === undefined ? {} : { trustProxy: config.trustedProxies }),
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Response serializers are compiled when a route first uses one, not at start-up: most answers are sent as

@@ -111,6 +111,13 @@ export const EnvSchema = Type.Object({
     description: 'failed authentications per client address',
   }),
   AUTH_FAILURES_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  TRUSTED_PROXIES: Type.Optional(
+    Type.String({
+      pattern: '^[^,\\s]+(?:,[^,\\s]+)*$',
+      description:
+        'addresses or CIDRs (or loopback, linklocal, uniquelocal) of the reverse proxies whose X-Forwarded-For names the client',
+    }),
+  ),
   REQUEST_TIMEOUT_MS: Type.Integer({
     minimum: 1000,
     default: 30_000,
@@ -286,7 +293,19 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
   const lkgDir = e.CONFIG_LKG_DIR ?? join(e.CONFIG_FILES_DIR, '.lkg')
   const metrics = e.METRICS_ENABLED === undefined || truthy(e.METRICS_ENABLED)
   if (e.CONFIG_WEBHOOK_DNS_SERVERS !== undefined) dnsServers(e.CONFIG_WEBHOOK_DNS_SERVERS)
-  return { ...e, layers, jwtPublicKey: jwtKey, jwtMaxAgeSec, lkgDir, metrics, fromFile, sentinels, clusterNodes }
+  const trustedProxies = e.TRUSTED_PROXIES === undefined ? undefined : proxies(e.TRUSTED_PROXIES)
+  return {
+    ...e,
+    layers,
+    jwtPublicKey: jwtKey,
+    jwtMaxAgeSec,
+    lkgDir,
+    metrics,
+    fromFile,
+    sentinels,
+    clusterNodes,
+    trustedProxies,
+  }
 }
 
 /** REDIS_WRITE_REPLICAS needs a Redis, and a WAIT that ends before the command timeout would end it. */
@@ -301,6 +320,23 @@ function writeReplicas(e: Env): void {
     throw new ConfigError(
       `REDIS_WRITE_REPLICAS_TIMEOUT_MS: must be at least 1 and less than REDIS_COMMAND_TIMEOUT_MS (${e.REDIS_COMMAND_TIMEOUT_MS}), so that a write's wait for its replicas ends before the command times out (got ${timeout})`,
     )
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/** TRUSTED_PROXIES as Fastify's trustProxy takes them, or a start-up error naming the entry it refuses. */
+function proxies(list: string): string[] {
+  const entries = list.split(',')
+  for (const entry of entries) {
+    const [ip = '', bits, extra] = entry.split('/')
+    const family = isIP(ip)
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
+    if (!PROXY_NAMES.has(entry) && (family === 0 || !prefixOk || extra !== undefined))
+      throw new ConfigError(
+        `TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an address, a CIDR, loopback, linklocal or uniquelocal (got "${list}")`,
+      )
+  }
+  return entries
 }
 
 /** CONFIG_WEBHOOK_DNS_SERVERS as node:dns takes them, or a start-up error naming the address it refuses. */

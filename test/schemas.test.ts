@@ -228,6 +228,16 @@ describe('operator schemas in CONFIG_SCHEMAS_DIR', () => {
     ['broken.schema.json', '{"type": ', /broken.schema.json is not a usable JSON Schema/],
     ['Bad Name.schema.json', '{}', /does not name a valid config key/],
     ['webhook_config.schema.json', '{}', /would replace the built-in schema/],
+    [
+      'team_names.schema.json',
+      '{"type":"object","properties":{"owner":{"type":"string","pattern":"^(a+)+$"}}}',
+      /^CONFIG_SCHEMAS_DIR: team_names\.schema\.json: the pattern "\^\(a\+\)\+\$" at \/properties\/owner\/pattern could take exponential time/,
+    ],
+    [
+      'team_tags.schema.json',
+      '{"type":"object","patternProperties":{"^(\\\\w+\\\\s?)*$":{"type":"string"}}}',
+      /team_tags\.schema\.json: the pattern .* at \/patternProperties could take exponential time/,
+    ],
   ])('refuses %s at start-up with a clear error', (name, text, message) => {
     const dir = tempDir('schemas')
     writeFileSync(join(dir, name), text)

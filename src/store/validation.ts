@@ -3,6 +3,8 @@
 
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import isSafeRegex from 'safe-regex2'
+import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
 import type { ConfigDocument } from '../../stores/layer.js'
 import { isValidKey } from '../../stores/layer.js'
@@ -135,15 +137,38 @@ function loadCustomSchemas(dir: string | undefined): Map<string, KeySpec> {
     if (!isValidKey(key)) throw new ConfigError(`CONFIG_SCHEMAS_DIR: ${name} does not name a valid config key`)
     if (BUILTIN_KEYS.has(key))
       throw new ConfigError(`CONFIG_SCHEMAS_DIR: ${name} would replace the built-in schema of ${key}`)
+    let schema: unknown
     try {
-      const schema = JSON.parse(readFileSync(join(dir, name), 'utf8'))
-      Compile(schema)
-      specs.set(key, { schema })
+      schema = JSON.parse(readFileSync(join(dir, name), 'utf8'))
+      Compile(schema as TSchema)
     } catch (err) {
       throw new ConfigError(`CONFIG_SCHEMAS_DIR: ${name} is not a usable JSON Schema (${(err as Error).message})`)
     }
+    const unsafe = unsafePattern(schema, '')
+    if (unsafe !== undefined)
+      throw new ConfigError(
+        `CONFIG_SCHEMAS_DIR: ${name}: the pattern ${JSON.stringify(unsafe.pattern)} at ${unsafe.path} could take exponential time on a crafted value (a repetition inside a repetition, or more than 25): every write of ${key} would run it`,
+      )
+    specs.set(key, { schema: schema as TSchema })
   }
   return specs
+}
+
+/** The first regular expression of an operator's schema (`pattern`, a `patternProperties` name) that fails the guard
+ * the built-in schemas pass: the star-height check Fastify's router uses (safe-regex2). */
+function unsafePattern(node: unknown, path: string): { pattern: string; path: string } | undefined {
+  if (typeof node !== 'object' || node === null) return undefined
+  const here = node as Record<string, unknown>
+  if (typeof here.pattern === 'string' && !isSafeRegex(here.pattern))
+    return { pattern: here.pattern, path: `${path}/pattern` }
+  const props = here.patternProperties
+  if (typeof props === 'object' && props !== null)
+    for (const p of Object.keys(props)) if (!isSafeRegex(p)) return { pattern: p, path: `${path}/patternProperties` }
+  for (const [name, child] of Object.entries(here)) {
+    const found = unsafePattern(child, `${path}/${name}`)
+    if (found !== undefined) return found
+  }
+  return undefined
 }
 
 export function createValidator(opts: {

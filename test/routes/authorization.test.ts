@@ -266,6 +266,26 @@ describe('failed authentication is rate limited per address', () => {
     expect(legacy.json()).toEqual({ success: false, message: 'Too many requests' })
   })
 
+  it('behind proxies named in TRUSTED_PROXIES, each client is counted by its X-Forwarded-For; otherwise by the peer', async () => {
+    const through = (t: Awaited<ReturnType<typeof app>>, client: string, token: string) =>
+      t.app.inject({
+        url: '/api/config/k',
+        remoteAddress: '10.0.0.2', // the proxy
+        headers: { ...auth(token), 'x-forwarded-for': client },
+      })
+    const behind = await app({ REDIS_URL: undefined, AUTH_FAILURES_MAX: '3', TRUSTED_PROXIES: '10.0.0.0/8' })
+    for (let i = 0; i < 4; i++) await through(behind, '203.0.113.7', `guess-${i}-0123456789abcdef`)
+    expect((await through(behind, '203.0.113.7', 'guess-x-0123456789abcdef')).statusCode).toBe(429)
+    expect((await through(behind, '198.51.100.9', 'guess-y-0123456789abcdef')).statusCode).toBe(401) // another client
+    // without the setting, a header proves nothing: every client behind the proxy is the proxy
+    const open = await app({ REDIS_URL: undefined, AUTH_FAILURES_MAX: '3' })
+    for (let i = 0; i < 4; i++) await through(open, '203.0.113.7', `guess-${i}-0123456789abcdef`)
+    expect((await through(open, '198.51.100.9', 'guess-y-0123456789abcdef')).statusCode).toBe(429)
+    await expect(app({ TRUSTED_PROXIES: '10.0.0.0/40' })).rejects.toThrow(
+      'TRUSTED_PROXIES: "10.0.0.0/40" is not an address, a CIDR, loopback, linklocal or uniquelocal (got "10.0.0.0/40")',
+    )
+  })
+
   it('is shared through Redis: a second instance sees the same failures', async () => {
     const prefix = uniquePrefix()
     const a = await app({ CONFIG_STORE_REDIS_PREFIX: prefix, AUTH_FAILURES_MAX: '3' })
