@@ -11,9 +11,6 @@ import { errorResponses } from '../src/http/schemas.js'
 import type { FeedEvent } from '../src/store/history/schemas.js'
 import { isValidKey } from '../stores/layer.js'
 
-/** The most a stream holds unsent for a client that does not read. */
-const BUFFER_MAX = 4 * 1024 * 1024
-
 const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (app, { config }) => {
   const { store } = app
   const open = new Set<() => void>()
@@ -58,6 +55,7 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
         (!store.validator.isSecret(key) || isAdmin(principal))
       const withDocument = request.query.include === 'document'
 
+      const release = app.longRequests.open(request) // 429 beyond the caps on streams and blocking reads
       // Live events are heard from before the replay is read, and held until it is sent: none falls between.
       const held: FeedEvent[] = []
       let live = false
@@ -71,6 +69,7 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
         clearInterval(heartbeat)
         clearTimeout(expiry)
         subscription.close()
+        release()
         stream.end()
       }
       const send = (e: FeedEvent) => {
@@ -83,9 +82,14 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ config: AppConfig }> = async (a
             const doc = await store.revision(e.event.key, e.event.revision).catch(() => undefined)
             data = `${data.slice(0, -1)},"document":${doc?.json ?? 'null'}}`
           }
+          if (!open.has(end)) return
           stream.write(`id: ${e.id}\nevent: change\ndata: ${data}\n\n`)
-          // A client that does not read is not buffered for without end: it is let go, and resumes from its last id.
-          if (stream.writableLength + stream.readableLength > BUFFER_MAX) end()
+          // A reader that falls this far behind is not buffered for without end: it is told to read again and let go.
+          if (stream.writableLength + stream.readableLength > config.CONFIG_FEED_BUFFER_BYTES) {
+            const reason = `this reader fell more than ${config.CONFIG_FEED_BUFFER_BYTES} bytes behind (CONFIG_FEED_BUFFER_BYTES): reconnect with Last-Event-ID ${e.id}, or read what you need again`
+            stream.write(`id: ${e.id}\nevent: reset\ndata: ${JSON.stringify({ reason, position: e.id })}\n\n`)
+            end()
+          }
         })
       }
       const subscription = store.feed.subscribe((e) => (live ? send(e) : held.push(e)))

@@ -71,12 +71,20 @@ const configRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const gone = new AbortController()
     reply.raw.once('close', () => gone.abort()) // the client went away: stop waiting
     let r = store.readCached(key) ?? (await store.read(key))
-    for (;;) {
-      r.etag ??= etagOf(r.json)
-      const left = deadline - Date.now()
-      if (left <= 0 || !notModified(request.headers['if-none-match'], r.etag)) break
-      if (!(await store.waitForChange(r.key, left, gone.signal))) break
-      r = await store.read(key)
+    r.etag ??= etagOf(r.json)
+    if (ms > 0 && notModified(request.headers['if-none-match'], r.etag)) {
+      const release = app.longRequests.open(request) // 429 beyond the caps on streams and blocking reads
+      try {
+        for (;;) {
+          const left = deadline - Date.now()
+          if (left <= 0 || !(await store.waitForChange(r.key, left, gone.signal))) break
+          r = await store.read(key)
+          r.etag ??= etagOf(r.json)
+          if (!notModified(request.headers['if-none-match'], r.etag)) break
+        }
+      } finally {
+        release()
+      }
     }
     sendResolved(request, reply, r)
   }

@@ -17,6 +17,7 @@ import type { AppConfig } from './config.js'
 import { AppError } from './errors.js'
 import auth, { securityHeaders } from './http/auth.js'
 import { errorHandler } from './http/error-handler.js'
+import longRequests from './http/plugins/long-requests.js'
 import metrics from './http/plugins/metrics.js'
 import store from './http/plugins/store.js'
 import swagger from './http/plugins/swagger.js'
@@ -125,6 +126,7 @@ export async function buildApp({ config, logger, onGeneratedToken }: AppOptions)
   await app.register(store, { config })
   await app.register(metrics, { config })
   await app.register(auth, { config, ...(onGeneratedToken ? { onGeneratedToken } : {}) })
+  await app.register(longRequests, { config })
   await app.register(swagger)
   await app.register(healthRoutes)
   await app.register(configRoutes)

@@ -157,6 +157,22 @@ export const EnvSchema = Type.Object({
     default: 10_000,
     description: 'change events kept for resuming the feed (about: Redis trims with MAXLEN ~)',
   }),
+  CONFIG_LONG_REQUESTS_PER_CLIENT: Type.Integer({
+    minimum: 1,
+    default: 16,
+    description: 'change streams and blocking reads open at once per token, and per client address (then 429)',
+  }),
+  CONFIG_LONG_REQUESTS_MAX: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description: 'change streams and blocking reads open at once in all (default: half of MAX_CONNECTIONS)',
+    }),
+  ),
+  CONFIG_FEED_BUFFER_BYTES: Type.Integer({
+    minimum: 65_536,
+    default: 1_048_576,
+    description: 'most a change stream holds unsent for a reader that falls behind: then a reset event, and it ends',
+  }),
   CONFIG_FEED_HEARTBEAT_MS: Type.Integer({
     minimum: 100,
     default: 15_000,
@@ -294,6 +310,11 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
   const metrics = e.METRICS_ENABLED === undefined || truthy(e.METRICS_ENABLED)
   if (e.CONFIG_WEBHOOK_DNS_SERVERS !== undefined) dnsServers(e.CONFIG_WEBHOOK_DNS_SERVERS)
   const trustedProxies = e.TRUSTED_PROXIES === undefined ? undefined : proxies(e.TRUSTED_PROXIES)
+  const longRequestsMax = e.CONFIG_LONG_REQUESTS_MAX ?? Math.floor(e.MAX_CONNECTIONS / 2)
+  if (longRequestsMax >= e.MAX_CONNECTIONS)
+    throw new ConfigError(
+      `CONFIG_LONG_REQUESTS_MAX: must be below MAX_CONNECTIONS (${e.MAX_CONNECTIONS}), so that health checks and other callers keep room (got ${longRequestsMax})`,
+    )
   return {
     ...e,
     layers,
@@ -305,6 +326,7 @@ export function loadConfig(raw: Record<string, string | undefined>, fromFile: Re
     sentinels,
     clusterNodes,
     trustedProxies,
+    longRequestsMax,
   }
 }
 

@@ -213,7 +213,7 @@ describe('Redis restarted under an open feed', () => {
 })
 
 describe('a client that does not read', () => {
-  it('is let go once 4 MB wait for it, and resumes from its last event', async () => {
+  it('is told to read again (a reset event) once CONFIG_FEED_BUFFER_BYTES wait for it, let go, and resumes', async () => {
     const t = await buildTestApp({ AUTH_TOKENS: tokens })
     await t.app.listen({ port: 0, host: '127.0.0.1' })
     const base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`
@@ -226,6 +226,12 @@ describe('a client that does not read', () => {
     await until(() => stalled.ended, 10_000)
     const got = stalled.changes().length
     expect(got).toBeLessThan(100)
+    const reset = stalled.events.at(-1)
+    expect(reset?.event).toBe('reset')
+    expect(JSON.parse(reset?.data as string).reason).toMatch(
+      /fell more than 1048576 bytes behind \(CONFIG_FEED_BUFFER_BYTES\)/,
+    )
+    expect(reset?.id).toBe(stalled.events.at(-2)?.id) // resume from the last change it was sent
     const resumed = await sse(`${base}/api/changes`, {
       'last-event-id': stalled.events.at(-1)?.id as string,
       ...bearer('admin'),
@@ -298,5 +304,50 @@ describe('a client that leaves during the replay', () => {
     await new Promise((r) => setTimeout(r, 300))
     expect(t.app.store.stats().listeners).toBe(0)
     await t.app.close()
+  })
+})
+
+describe('long requests are capped per token, per address and in all', () => {
+  it('beyond CONFIG_LONG_REQUESTS_PER_CLIENT a stream or a wait is a 429; health and other tokens keep working', async () => {
+    const t = await buildTestApp({
+      REDIS_URL: undefined,
+      AUTH_TOKENS: tokens,
+      MAX_CONNECTIONS: '30',
+      CONFIG_LONG_REQUESTS_PER_CLIENT: '3',
+    })
+    await t.app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`
+    const etag = (
+      await t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('admin'), payload: { v: 1 } })
+    ).headers.etag as string
+    const streams = [await sse(`${base}/api/changes`, bearer('read')), await sse(`${base}/api/changes`, bearer('read'))]
+    const waiting = fetch(`${base}/api/config/k?wait=1m`, { headers: { ...bearer('read'), 'if-none-match': etag } })
+    await until(() => t.app.longRequests.held === 3)
+    const refused = await sse(`${base}/api/changes`, bearer('read'))
+    expect(refused.status).toBe(429)
+    const refusedWait = await fetch(`${base}/api/config/k?wait=1m`, {
+      headers: { ...bearer('read'), 'if-none-match': etag },
+    })
+    expect(refusedWait.status).toBe(429)
+    expect(((await refusedWait.json()) as { message: string }).message).toMatch(
+      /the token reader holds 3 change streams and blocking reads already/,
+    )
+    expect((await fetch(`${base}/health`)).status).toBe(200)
+    // the cap per address holds for another token from the same address too
+    const otherToken = await sse(`${base}/api/changes`, bearer('admin'))
+    expect(otherToken.status).toBe(429)
+    // a wait that is answered at once (its tag is not the current one) takes no slot
+    expect((await fetch(`${base}/api/config/k?wait=1m`, { headers: bearer('read') })).status).toBe(200)
+    streams[0]?.close()
+    await until(() => t.app.longRequests.held === 2)
+    const again = await sse(`${base}/api/changes`, bearer('read'))
+    expect(again.status).toBe(200)
+    await t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('admin'), payload: { v: 2 } })
+    expect((await waiting).status).toBe(200)
+    for (const c of [...streams, again, refused, otherToken]) c?.close()
+    await t.app.close()
+    await expect(buildTestApp({ MAX_CONNECTIONS: '10', CONFIG_LONG_REQUESTS_MAX: '10' })).rejects.toThrow(
+      /^CONFIG_LONG_REQUESTS_MAX: must be below MAX_CONNECTIONS \(10\)/,
+    )
   })
 })
