@@ -391,3 +391,35 @@ describe.each(Object.entries(modes))('%s', (mode, env) => {
     ).toBe(401)
   })
 })
+
+describe('a history page in Redis', () => {
+  it('reads only the revisions it answers, not the whole list', async () => {
+    const t = await buildTestApp({ CONFIG_HISTORY_MAX: '500' })
+    for (let i = 1; i <= 120; i++)
+      await t.app.inject({ method: 'POST', url: '/api/config/k', headers: bearer('admin'), payload: { i } })
+    const { Redis } = await import('ioredis')
+    const { inject } = await import('vitest')
+    const monitor = await new Redis(inject('redisUrl')).monitor()
+    const ranges: string[][] = []
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'lrange' && args[1]?.startsWith(t.prefix)) ranges.push(args.slice(2))
+    })
+    const page = async (query: string) =>
+      (await t.app.inject({ url: `/api/config/k/history?${query}`, headers: bearer('read') })).json()
+        .revisions as Array<{
+        revision: number
+      }>
+    expect((await page('limit=5')).map((r) => r.revision)).toEqual([120, 119, 118, 117, 116])
+    expect((await page('limit=3&before=50')).map((r) => r.revision)).toEqual([49, 48, 47])
+    expect((await page('limit=3&before=2')).map((r) => r.revision)).toEqual([1])
+    const doc = await t.app.inject({ url: '/api/config/k?revision=7', headers: bearer('read') })
+    expect(doc.json().data.i).toBe(7)
+    await until(() => ranges.length >= 3)
+    expect(ranges).toEqual([
+      ['0', '4'],
+      ['71', '73'],
+      ['119', '121'],
+    ])
+    monitor.disconnect()
+  })
+})

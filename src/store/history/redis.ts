@@ -302,6 +302,12 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     },
   }
 
+  /** The newest revision's number in a key's list, or undefined when it has none. */
+  async function newestRevision(list: string): Promise<number | undefined> {
+    const head = await redis.lindex(list, 0)
+    return head === null ? undefined : (JSON.parse(head) as Revision).revision
+  }
+
   return {
     kind: 'redis',
     feed,
@@ -335,18 +341,33 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
       return recorded(await recordScript(key, args, rev), rev)
     },
     observe: (key, current, source) => queue.run(key, async () => observe(key, await current(), source)),
+    // The list holds consecutive revisions, newest first, so a page is a range computed from the newest one: only
+    // what it needs is read. A list that is not consecutive (never seen; kept for safety) is read whole.
     async list(key, limit, before) {
-      const [, list] = names(key)
-      const texts = await redis.lrange(list as string, 0, -1)
-      const all = texts.map((t) => JSON.parse(t) as Revision)
-      return all.filter((r) => before === undefined || r.revision < before).slice(0, limit)
+      const list = names(key)[1] as string
+      const parse = (texts: string[]) => texts.map((t) => JSON.parse(t) as Revision)
+      if (before === undefined) return parse(await redis.lrange(list, 0, limit - 1))
+      const newest = await newestRevision(list)
+      if (newest === undefined) return []
+      const from = Math.max(0, newest - before + 1)
+      const page = parse(await redis.lrange(list, from, from + limit - 1))
+      if (page.every((r, i) => r.revision === newest - from - i)) return page
+      return parse(await redis.lrange(list, 0, -1))
+        .filter((r) => r.revision < before)
+        .slice(0, limit)
     },
     async document(key, revision) {
-      const [, list, docs] = names(key)
-      const texts = await redis.lrange(list as string, 0, -1)
-      const found = texts.map((t) => JSON.parse(t) as Revision).find((r) => r.revision === revision)
+      const [, list, docs] = names(key) as [string, string, string]
+      const newest = await newestRevision(list)
+      if (newest === undefined || revision > newest) return undefined
+      const at = await redis.lindex(list, newest - revision)
+      let found = at === null ? undefined : (JSON.parse(at) as Revision)
+      if (found !== undefined && found.revision !== revision)
+        found = (await redis.lrange(list, 0, -1))
+          .map((t) => JSON.parse(t) as Revision)
+          .find((r) => r.revision === revision)
       if (found === undefined) return undefined
-      const json = found.op === 'delete' ? null : await redis.hget(docs as string, String(revision))
+      const json = found.op === 'delete' ? null : await redis.hget(docs, String(revision))
       return { revision: found, json }
     },
     async close() {
