@@ -25,7 +25,15 @@ export interface Hit {
 }
 
 /** A read never returns a bare `{}`: it is a hit, an answered absence, or a layer that could not answer. */
-export type ReadResult = Hit | { state: 'absent' } | { state: 'unavailable'; reason: string }
+export type ReadResult =
+  | Hit
+  | { state: 'absent' }
+  | {
+      state: 'unavailable'
+      reason: string
+      /** The stored text, when the layer answered with one that is not a document (not JSON, over the limits). */
+      unreadable?: string
+    }
 
 export const DeleteOutcomeSchema = Type.Union([Type.Literal('deleted'), Type.Literal('absent')])
 export type DeleteOutcome = Static<typeof DeleteOutcomeSchema>

@@ -76,7 +76,8 @@ export function createRedisLayer({
       }
       if (json === null) return { state: 'absent' }
       const hit = reader.hit(key, json)
-      return typeof hit === 'string' ? { state: 'unavailable', reason: `value at ${prefix}${key} ${hit}` } : hit
+      if (typeof hit !== 'string') return hit
+      return { state: 'unavailable', reason: `value at ${prefix}${key} ${hit}`, unreadable: json }
     },
 
     wrote: (key, json, updatedAt, etag) => reader.remember(key, json, updatedAt, etag),

@@ -10,7 +10,7 @@ import type { RedisClient } from '../../stores/redis-replicas.js'
 import type { AppConfig } from '../config.js'
 import { reasonOf } from '../errors.js'
 import { ConfigCache } from './cache.js'
-import { type History, noHistory } from './history/history.js'
+import { type History, noHistory, UnreadableCopy } from './history/history.js'
 import { createJournal } from './history/journal.js'
 import { createRedisHistory } from './history/redis.js'
 import { LastKnownGood } from './last-known-good.js'
@@ -114,6 +114,8 @@ export async function openStore(config: AppConfig, log: Logger): Promise<OpenedS
               ),
             current: async (key) => {
               const r = await primary.get(key)
+              if (r.state === 'unavailable' && r.unreadable !== undefined)
+                throw new UnreadableCopy(r.unreadable, r.reason)
               if (r.state === 'unavailable') throw new Error(r.reason)
               return r.state === 'hit' ? { json: r.json, raw: r.raw } : undefined
             },

@@ -423,3 +423,32 @@ describe('a history page in Redis', () => {
     monitor.disconnect()
   })
 })
+
+describe('a value in Redis that is not a document', () => {
+  it('is replaced by a write, and removed by a delete, each recorded with its sha256 and a note', async () => {
+    const t = await buildTestApp()
+    const corrupt = '{"salary": '
+    const corruptSha = createHash('sha256').update(corrupt).digest('hex')
+    await redis.set(`${t.prefix}k`, corrupt)
+    const read = await t.app.inject({ url: '/api/config/k', headers: bearer('read') })
+    expect(read.statusCode).toBe(503) // it cannot be served
+    const write = await t.app.inject({
+      method: 'POST',
+      url: '/api/config/k',
+      headers: bearer('admin'),
+      payload: { a: 1 },
+    })
+    expect(write.statusCode).toBe(200)
+    expect(JSON.parse((await redis.get(`${t.prefix}k`)) as string).a).toBe(1)
+    await redis.set(`${t.prefix}k`, corrupt)
+    const del = await t.app.inject({ method: 'DELETE', url: '/api/config/k', headers: bearer('admin') })
+    expect(del.statusCode).toBe(200)
+    expect(await redis.get(`${t.prefix}k`)).toBeNull()
+    const revisions = (await t.app.inject({ url: '/api/config/k/history', headers: bearer('read') })).json().revisions
+    expect(revisions).toMatchObject([
+      { revision: 2, op: 'delete', before: corruptSha, note: 'the copy it replaced could not be parsed' },
+      { revision: 1, op: 'write', before: corruptSha, note: 'the copy it replaced could not be parsed' },
+    ])
+    expect(t.logs.some((l) => l.audit === true && l.revision === 1 && l.before === corruptSha)).toBe(true)
+  })
+})

@@ -27,6 +27,16 @@ export interface Seen {
   raw?: string | undefined
 }
 
+/** The primary holds a text at the key that is not a document (`text`): a write may replace it, saying so. */
+export class UnreadableCopy extends Error {
+  constructor(
+    readonly text: string,
+    reason: string,
+  ) {
+    super(reason)
+  }
+}
+
 export interface Subscription {
   /** Resolves once every event recorded from then on will be heard. */
   ready: Promise<void>

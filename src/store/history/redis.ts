@@ -16,6 +16,7 @@ import {
   type Recorded,
   type Seen,
   sha256Hex,
+  UnreadableCopy,
 } from './history.js'
 import type { Attribution, ChangeEvent, FeedEvent, Revision, Via } from './schemas.js'
 
@@ -66,18 +67,20 @@ local function append(n, op, json, sha, meta, max, feedMax, key, time, actor, vi
 end
 `
 
-// KEYS: the config key, its history, its documents, the feed. ARGV: the expectation ('any', 'absent' or 'text'), the
-// expected text, the new text ('' with op 'delete'), its sha256, time, actor, via, max, feedMax, key, op, meta.
+// KEYS: the config key, its history, its documents, the feed. ARGV: the expectation ('any', 'absent', 'text' or
+// 'unreadable'), the expected text, the new text ('' with op 'delete'), its sha256, time, actor, via, max, feedMax,
+// key, op, meta, and with 'unreadable' the sha256 of the text replaced.
 // Answers {1, revision, id, the sha256 before}; {0} when the expectation fails; {2} for a delete of nothing; {-1}
 // when the key holds something its latest revision does not (an external write not yet recorded: observe it, then
 // write again).
 const WRITE = `${APPEND}
 if ARGV[1] == 'absent' then
   if cur then return {0} end
-elseif ARGV[1] == 'text' then
+elseif ARGV[1] == 'text' or ARGV[1] == 'unreadable' then
   if cur ~= ARGV[2] then return {0} end
 end
-if latest ~= cur then return {-1} end
+-- 'unreadable': the key holds a text that is not a document; it is replaced, 'before' its sha256 (ARGV[13]).
+if ARGV[1] == 'unreadable' then before = ARGV[13] elseif latest ~= cur then return {-1} end
 local op = ARGV[11]
 -- The key first: Redis refuses a script's first write when it is out of memory, and then none of the rest (a delete
 -- is never refused, and frees memory).
@@ -302,6 +305,41 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
     },
   }
 
+  const UNREADABLE_NOTE = 'the copy it replaced could not be parsed'
+  /** Writes over `text` (which is no document), with a revision whose `before` is its sha256 and a note saying so;
+   * undefined when the key no longer holds that text. */
+  async function replaceUnreadable(
+    key: string,
+    text: string,
+    json: string | null,
+    sha: string,
+    time: string,
+    by: Attribution,
+  ): Promise<Recorded | 'absent' | undefined> {
+    const op = json === null ? 'delete' : 'write'
+    const note = { note: UNREADABLE_NOTE }
+    const meta = `${metaOf({ time, ...by, source: 'redis' }).slice(0, -1)},"note":${JSON.stringify(UNREADABLE_NOTE)}}`
+    const args = [
+      'unreadable',
+      text,
+      json ?? '',
+      sha,
+      time,
+      by.actor,
+      by.via,
+      max,
+      feedMax,
+      key,
+      op,
+      meta,
+      sha256Hex(text),
+    ]
+    const rev: RevisionMeta = { time, ...by, op, after: sha || null, source: 'redis', ...note }
+    const reply = await write(key, args, rev)
+    if (reply[0] === 1) return recorded(reply, rev)
+    return undefined
+  }
+
   /** The newest revision's number in a key's list, or undefined when it has none. */
   async function newestRevision(list: string): Promise<number | undefined> {
     const head = await redis.lindex(list, 0)
@@ -328,7 +366,13 @@ export function createRedisHistory(opts: RedisHistoryOptions): History {
         if (reply[0] === 1) return recorded(reply, rev)
         // The key holds a change its history does not: recorded first, as external, then written again.
         if (attempt >= 5) throw new LayerUnavailableError('redis', `${key} keeps changing outside the service`)
-        await observe(key, await opts.current(key), 'redis').catch(() => undefined)
+        const seen = await opts.current(key).catch((err: unknown) => err)
+        if (seen instanceof UnreadableCopy) {
+          // A text that is not a document cannot be a revision: the write replaces it, and its revision says so.
+          const replaced = await replaceUnreadable(key, seen.text, json, sha, time, by)
+          if (replaced !== undefined) return replaced
+        } else if (!(seen instanceof Error))
+          await observe(key, seen as Seen | undefined, 'redis').catch(() => undefined)
       }
     },
     async record(key, change: Change) {

@@ -41,6 +41,12 @@ export const RevisionSchema = Type.Object({
   }),
   after: Type.Unsafe<string | null>({ ...Sha, description: 'sha256 (hex) of the document after, null for a delete' }),
   source: LayerNameSchema,
+  note: Type.Optional(
+    Type.String({
+      description:
+        'what else is known of the change: the copy it replaced could not be parsed (`before` is the sha256 of its stored text)',
+    }),
+  ),
 })
 export type Revision = Static<typeof RevisionSchema>
 
