@@ -330,7 +330,9 @@ describe('slow and oversized requests', () => {
     expect(configFiles(t.dir)).toEqual([])
   })
 
-  it('401 and 413 before the body is read close the connection', { timeout: 10_000 }, async () => {
+  it('401 and 413 for a body declared beyond what is read and discarded close the connection', {
+    timeout: 10_000,
+  }, async () => {
     const t = await listening({ REQUEST_TIMEOUT_MS: '30000' })
     const unauthorised = await rawRequest(
       t.port,
@@ -345,6 +347,46 @@ describe('slow and oversized requests', () => {
     )
     expect(tooLarge).toMatch(/^HTTP\/1\.1 413/)
     expect(tooLarge.toLowerCase()).toContain('connection: close')
+  })
+
+  /** A POST of `bytes` bytes that writes its whole body, then reads (or reads the answer first, then writes): the
+   * answer it got, and the socket error it saw. */
+  function bigPost(port: number, bytes: number, readFirst: boolean, auth = bearer('admin').authorization) {
+    return new Promise<{ answer: string; error?: string }>((resolve) => {
+      const socket = connect(port, '127.0.0.1')
+      let answer = ''
+      let error: string | undefined
+      const body = Buffer.alloc(bytes, 'a')
+      socket.on('data', (chunk) => {
+        answer += chunk.toString()
+        if (readFirst && answer.includes('\r\n\r\n') && !socket.writableEnded) socket.end(body)
+      })
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        error = err.code
+      })
+      socket.on('close', () => resolve({ answer, ...(error ? { error } : {}) }))
+      socket.write(
+        `POST /api/config/k HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${bytes}\r\nConnection: close\r\n\r\n`,
+      )
+      if (!readFirst) socket.end(body)
+    })
+  }
+
+  it.each([
+    ['writes the whole body before it reads', false],
+    ['reads the answer first, then writes', true],
+  ])('a body just over CONFIG_MAX_BYTES: a client that %s sees the 413, every time', async (_name, readFirst) => {
+    const t = await listening({ REQUEST_TIMEOUT_MS: '30000' })
+    for (let i = 0; i < 8; i++) {
+      const { answer, error } = await bigPost(t.port, readFirst ? 1_048_576 + 4096 : 3_500_000, readFirst)
+      expect(error, `run ${i}`).toBeUndefined()
+      expect(answer).toMatch(/^HTTP\/1\.1 413/)
+    }
+    const unauthorised = await bigPost(t.port, 2_000_000, false, 'Bearer wrong-token-0123456789')
+    expect(unauthorised).toMatchObject({ answer: expect.stringMatching(/^HTTP\/1\.1 401/) })
+    expect(unauthorised.error).toBeUndefined()
+    expect(configFiles(t.dir)).toEqual([])
   })
 
   it('MAX_CONNECTIONS bounds the connections held open at once', async () => {

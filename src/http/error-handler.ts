@@ -49,6 +49,42 @@ export function toAppError(err: FastifyError | AppError | Error, contentType?: s
 const hasBody = (request: FastifyRequest) =>
   request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0'
 
+/** How much of a refused body is read and thrown away, as a multiple of the largest body taken (CONFIG_MAX_BYTES). */
+const LINGER_BODIES = 4
+
+/** A request answered before its body was read: closing the connection at once would reset it under a client that
+ * writes its whole body before it reads (EPIPE, and no answer seen). So the rest of the body is read and discarded,
+ * as nginx's lingering close does, up to LINGER_BODIES bodies and within REQUEST_TIMEOUT_MS, and the connection then
+ * goes on; a body declared larger than that is not waited for, and the connection closes at once. */
+function linger(request: FastifyRequest, reply: FastifyReply): void {
+  const bodyLimit = request.server.initialConfig.bodyLimit ?? 1_048_576
+  const requestTimeout = request.server.server.requestTimeout || 30_000
+  const bound = bodyLimit * LINGER_BODIES
+  const declared = Number(request.headers['content-length'] ?? 0)
+  if (!(declared <= bound)) {
+    reply.header('connection', 'close')
+    return
+  }
+  const raw = request.raw
+  const socket = raw.socket
+  // When the answer closes the connection (the client asked to), Node ends and destroys the socket as soon as the
+  // answer is written, resetting a client still sending. Here it only ends its side, and reads on until the client
+  // ends its own (the socket then closes), or a bound is reached.
+  socket.destroySoon = () => {
+    if (!socket.writableEnded) socket.end()
+  }
+  let read = 0
+  const stop = () => socket.destroy()
+  const timer = setTimeout(stop, requestTimeout)
+  timer.unref()
+  raw.on('data', (chunk: Buffer) => {
+    read += chunk.length
+    if (read > bound) stop()
+  })
+  raw.once('end', () => clearTimeout(timer))
+  socket.once('close', () => clearTimeout(timer))
+}
+
 const LEGACY_MESSAGES: Partial<Record<ErrorCode, string>> = {
   TOO_MANY_REQUESTS: 'Too many requests',
   UNAUTHORIZED: 'Unauthorized',
@@ -67,8 +103,8 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
     request.log.error({ err }, error.message)
   }
   if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer')
-  // Refused before its body was read (401, 413, 429 …): the rest of the body is not waited for; the connection closes.
-  if (request.body === undefined && hasBody(request)) reply.header('connection', 'close')
+  // Refused before its body was read (401, 413, 429 …): the rest of it is read and thrown away, within bounds.
+  if (request.body === undefined && hasBody(request)) linger(request, reply)
   reply.code(error.statusCode)
   if (request.routeOptions.config.legacy) {
     const message = LEGACY_MESSAGES[error.code] ?? (error.statusCode < 500 ? 'Invalid payload' : error.message)
