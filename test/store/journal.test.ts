@@ -2,7 +2,6 @@
 // lock left by a process that died, trimming, and two journals (two processes) on one directory.
 import {
   appendFileSync,
-  chmodSync,
   mkdirSync,
   readFileSync,
   statSync,
