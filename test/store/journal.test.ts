@@ -1,14 +1,6 @@
 // The files-only history journal on its own, in real temp directories: what an interrupted write leaves behind, a
 // lock left by a process that died, trimming, and two journals (two processes) on one directory.
-import {
-  appendFileSync,
-  mkdirSync,
-  readFileSync,
-  statSync,
-  symlinkSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs'
+import { appendFileSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
