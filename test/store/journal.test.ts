@@ -27,6 +27,7 @@ describe('the history journal', () => {
     appendFileSync(join(dir, '.history', '.changes.jsonl'), '{"id":2,"key":"k"')
     const reopened = createJournal({ dir, max: 100, feedMax: 100 })
     expect((await reopened.list('k', 10)).map((r) => r.revision)).toEqual([1])
+    expect((await reopened.document('k', 1))?.json).toBe('{"v":1}')
     const r = await reopened.exclusive('k', () => reopened.record('k', change({ v: 2 })))
     expect(r.revision.revision).toBe(2)
     expect((await reopened.list('k', 10)).map((x) => x.revision)).toEqual([2, 1])
@@ -163,6 +164,9 @@ describe('the history journal', () => {
     for (let i = 1; i <= 60; i++) await j.exclusive('k', () => j.record('k', change({ i })))
     expect((await j.list('k', 100)).map((r) => r.revision)).toEqual([60, 59, 58, 57, 56])
     expect(await j.document('k', 55)).toBeUndefined()
+    // documents are read from the file where their lines now are, here and in a process that scans it afresh
+    expect((await j.document('k', 56))?.json).toBe('{"i":56}')
+    expect((await createJournal({ dir, max: 5, feedMax: 10 }).document('k', 60))?.json).toBe('{"i":60}')
     const lines = (file: string) =>
       readFileSync(join(dir, '.history', file), 'utf8')
         .split('\n')

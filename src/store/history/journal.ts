@@ -12,12 +12,9 @@ import { join } from 'node:path'
 import { AppError, LayerUnavailableError, reasonOf } from '../../errors.js'
 import { createNew, openToAppend, openToRead, privateDir, readPrivate } from '../private-files.js'
 import { type Change, type Feed, type History, Listeners, type Recorded, type Seen, sha256Hex } from './history.js'
+import { appendLine, indexRevisions, keepFrom, type RevisionIndex, readDocument } from './revision-file.js'
 import type { ChangeEvent, FeedEvent, Revision } from './schemas.js'
 import { eventOf } from './schemas.js'
-
-interface Entry extends Revision {
-  document: unknown
-}
 
 /** A lock older than this was left by a process that died holding it (one on another host cannot be asked). */
 const STALE_LOCK_MS = 10_000
@@ -49,17 +46,6 @@ function parseLines<T>(text: string): { items: T[]; clean: boolean } {
     }
   }
   return { items, clean: text === '' || text.endsWith('\n') }
-}
-
-async function append(path: string, lines: string, clean: boolean): Promise<number> {
-  const fh = await openToAppend(path)
-  try {
-    await fh.write(clean ? lines : `\n${lines}`)
-    await fh.datasync()
-    return (await fh.stat()).size
-  } finally {
-    await fh.close()
-  }
 }
 
 /** Replaces `path` with `text`, whole or not at all. */
@@ -147,28 +133,26 @@ export function createJournal({ dir, max, feedMax, onListeners, lockWaitMs = LOC
     }
   }
 
-  // What each key's file held when last read or written here, valid while its size is unchanged.
-  const memo = new Map<string, { size: number; entries: Entry[]; clean: boolean }>()
-  async function entriesOf(key: string): Promise<{ entries: Entry[]; clean: boolean }> {
-    const path = pathOf(key)
-    const size = await stat(path).then(
+  // What each key's file held when last read or written here (each revision's metadata and where its line is, never
+  // its document), valid while its size is unchanged.
+  const memo = new Map<string, RevisionIndex>()
+  async function entriesOf(key: string): Promise<RevisionIndex> {
+    const size = await stat(pathOf(key)).then(
       (s) => s.size,
       () => -1,
     )
-    if (size < 0) return { entries: [], clean: true }
+    if (size < 0) return { size: 0, entries: [], clean: true }
     const known = memo.get(key)
     if (known?.size === size) return known
-    const text = await readPrivate(path)
-    const { items, clean } = parseLines<Entry>(text)
-    const read = { size: Buffer.byteLength(text), entries: items, clean }
+    const read = await indexRevisions(pathOf(key))
     memo.set(key, read)
     return read
   }
   /** The revisions kept: the newest `max`, oldest first. */
-  const kept = (entries: Entry[]) => (entries.length > max ? entries.slice(-max) : entries)
+  const kept = <T>(entries: T[]) => (entries.length > max ? entries.slice(-max) : entries)
 
   async function appendRevision(key: string, change: Change): Promise<Recorded> {
-    const { entries, clean } = await entriesOf(key)
+    const { entries, clean, size } = await entriesOf(key)
     const head = entries[entries.length - 1]
     const revision: Revision = {
       revision: (head?.revision ?? 0) + 1,
@@ -181,18 +165,24 @@ export function createJournal({ dir, max, feedMax, onListeners, lockWaitMs = LOC
       source: change.source,
     }
     const line = `${JSON.stringify(revision).slice(0, -1)},"document":${change.json ?? 'null'}}\n`
+    const length = Buffer.byteLength(line) - 1
     const path = pathOf(key)
-    const all = [...entries, { ...revision, document: change.json === null ? null : JSON.parse(change.json) }]
-    if (all.length > max + Math.max(10, max / 2)) {
-      // Trimmed to the newest `max`, written whole then renamed into place.
-      const text = kept(all)
-        .map((e) => `${JSON.stringify(e)}\n`)
-        .join('')
-      await replace(path, text)
-      memo.set(key, { size: Buffer.byteLength(text), entries: kept(all), clean: true })
+    if (entries.length + 1 > max + Math.max(10, max / 2)) {
+      // Trimmed to the newest `max`: the lines kept copied to a new file, renamed into place.
+      const keep = max > 1 ? entries.slice(-(max - 1)) : []
+      const from = keep[0]?.at ?? size
+      const shifted = keep.map((e) => ({ ...e, at: e.at - from }))
+      const start = size - from + (clean ? 0 : 1)
+      await keepFrom(path, from, line, clean)
+      memo.set(key, {
+        size: start + length + 1,
+        entries: [...shifted, { ...revision, at: start, length }],
+        clean: true,
+      })
     } else {
-      const size = await append(path, line, clean)
-      memo.set(key, { size, entries: all, clean: true })
+      const at = size + (clean ? 0 : 1)
+      const grown = await appendLine(path, line, clean)
+      memo.set(key, { size: grown, entries: [...entries, { ...revision, at, length }], clean: true })
     }
     const id = await appendEvent(eventOf(key, revision))
     return { revision, id }
@@ -257,7 +247,7 @@ export function createJournal({ dir, max, feedMax, onListeners, lockWaitMs = LOC
           .join('\n')}\n${line}`,
       )
     } else {
-      await append(feedPath, line, clean)
+      await appendLine(feedPath, line, clean)
     }
     await catchUp()
     return String(id)
@@ -356,14 +346,20 @@ export function createJournal({ dir, max, feedMax, onListeners, lockWaitMs = LOC
         .filter((e) => before === undefined || e.revision < before)
         .reverse()
         .slice(0, limit)
-        .map(({ document: _d, ...r }) => r)
+        .map(({ at: _a, length: _l, ...r }) => r)
     },
     async document(key, revision) {
-      const { entries } = await entriesOf(key)
-      const found = kept(entries).find((e) => e.revision === revision)
-      if (found === undefined) return undefined
-      const { document, ...r } = found
-      return { revision: r, json: r.op === 'delete' ? null : JSON.stringify(document) }
+      // Read from the file when asked for; once more after a fresh scan if another process trimmed it meanwhile.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        if (attempt > 0) memo.delete(key)
+        const found = kept((await entriesOf(key)).entries).find((e) => e.revision === revision)
+        if (found === undefined) return undefined
+        const read = await readDocument(pathOf(key), found)
+        if (read === undefined) continue
+        const { at: _a, length: _l, ...r } = found
+        return { revision: r, json: read.json }
+      }
+      return undefined
     },
     async close() {
       clearInterval(poll)
