@@ -124,9 +124,17 @@ export function createRedisLayer({
       // `<prefix>:<name>` can never be a config key: key names have no colon (docs/architecture.md "Redis layout").
       const lock = `${prefix}:${name}`
       const token = randomBytes(16).toString('hex')
+      // Taken as writes are (REDIS_WRITE_REPLICAS): a lock only the master held would be gone after a failover, and a
+      // second migration could start beside the first.
+      const taken = (reply: unknown) => reply === 'OK'
       try {
-        if ((await redis.set(lock, token, 'PX', ttlMs, 'NX')) !== 'OK') return null
+        if (!taken(await replication.write(lock, (c) => c.set(lock, token, 'PX', ttlMs, 'NX'), taken))) return null
       } catch (err) {
+        if (err instanceof LayerUnavailableError) {
+          // Not known to hold: let go of what the master may hold, and say why.
+          await redis.eval(UNLOCK, 1, lock, token).catch(() => undefined)
+          throw new LayerUnavailableError('redis', `the migration lock ${err.reason}`, err, 'not_written')
+        }
         throw unavailable(err)
       }
       return async () => {

@@ -55,6 +55,18 @@ describe('REDIS_WRITE_REPLICAS', () => {
     const d = await t.app.inject({ method: 'DELETE', url: '/api/config/alone', headers: bearer('admin') })
     expect(d.statusCode).toBe(503)
     expect(d.json().message).toMatch(/not known to be deleted from redis/)
+    // Nor is the migration lock taken on the master alone: no migration runs, and the lock is let go.
+    const m = await t.app.inject({
+      method: 'POST',
+      url: '/api/migrate_configs_to_redis',
+      headers: bearer('admin'),
+      payload: { dryRun: true },
+    })
+    expect(m.statusCode).toBe(503)
+    expect(m.json().message).toMatch(/the migration lock 0 of the 1 replicas it waited for/)
+    const lockAdmin = new Redis({ port: master.port })
+    expect(await lockAdmin.get(`${t.prefix}:migration_lock`)).toBeNull()
+    lockAdmin.disconnect()
   })
 
   it('confirmed by a replica: 200; after a replica leaves the master, writes are unconfirmed though WAIT is met', async () => {
