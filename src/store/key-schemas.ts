@@ -296,9 +296,9 @@ const SPECS: Record<string, KeySpec> = {
     resolvedUrl(doc) {
       if (typeof doc.webhook_url !== 'string' || doc.webhook_url.trim() === '') return undefined
       const url = makeWebhookUrl(doc.webhook_url)
-      // A literal address needs no resolving (the static rules check it), and an invalid URL is refused anyway.
-      const host = url === undefined ? undefined : hostOf(url)
-      return staticWebhookProblem(url) === undefined && host !== undefined && isIP(host) === 0 ? url : undefined
+      // A host name only: a literal address needs no resolving, and what the static rules refuse is refused anyway.
+      if (url === undefined || staticWebhookProblem(url) !== undefined) return undefined
+      return isIP(hostOf(url) as string) === 0 ? url : undefined
     },
   },
   processing_prefs: {

@@ -37,13 +37,14 @@ export function isPlaceholderHost(host: string): boolean {
   return PLACEHOLDER_HOSTS.has(host) || host.endsWith('.example.com') || host.endsWith('.example.net')
 }
 
-type Range = [bigint, bigint]
-const v4 = (cidr: string): Range => {
+/** An IPv4 address as a number. */
+const v4Value = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0)
+const v4 = (cidr: string): [number, number] => {
   const [ip, bits] = cidr.split('/') as [string, string]
-  const n = ip.split('.').reduce((a, o) => (a << 8n) | BigInt(o), 0n)
-  const size = 1n << BigInt(32 - Number(bits))
-  return [n, n + size - 1n]
+  const n = v4Value(ip)
+  return [n, n + 2 ** (32 - Number(bits)) - 1]
 }
+type Range = [bigint, bigint]
 const v6 = (cidr: string): Range => {
   const [ip, bits] = cidr.split('/') as [string, string]
   const n = ipv6Value(ip)
@@ -55,8 +56,8 @@ function ipv6Value(ip: string): bigint {
   let text = ip
   const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
   if (dotted) {
-    const n = v4(`${dotted[1]}/32`)[0]
-    text = `${text.slice(0, dotted.index)}${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`
+    const n = v4Value(dotted[1] as string)
+    text = `${text.slice(0, dotted.index)}${Math.floor(n / 65536).toString(16)}:${(n % 65536).toString(16)}`
   }
   const [head, tail] = text.split('::') as [string, string | undefined]
   const h = head ? head.split(':') : []
@@ -99,7 +100,7 @@ const REFUSED_V6 = [
 export function isRefusedAddress(ip: string): boolean {
   const family = isIP(ip)
   if (family === 4) {
-    const n = v4(`${ip}/32`)[0]
+    const n = v4Value(ip)
     return REFUSED_V4.some(([lo, hi]) => n >= lo && n <= hi)
   }
   if (family === 6) {
@@ -109,9 +110,21 @@ export function isRefusedAddress(ip: string): boolean {
   return false
 }
 
+// The last URL checked and its verdict: a write path checks the same URL several times, and a service is written the
+// same few URLs again and again (a pure function of the text, so the memo cannot go stale).
+let lastUrl: string | undefined
+let lastProblem: string | undefined
+
 /** Why the legacy app would refuse `url` as webhook_config's target without resolving it, or undefined. `url` is
  * what normalization made of the value: an https URL, or undefined when the value is no URL it recognises. */
 export function staticWebhookProblem(url: string | undefined): string | undefined {
+  if (url !== undefined && url === lastUrl) return lastProblem
+  const problem = checkStatically(url)
+  if (url !== undefined) [lastUrl, lastProblem] = [url, problem]
+  return problem
+}
+
+function checkStatically(url: string | undefined): string | undefined {
   if (url === undefined)
     return 'must be empty, an https:// URL, a Make.com token, or <token>@hook.eu2.make.com (the legacy app stores anything else as null)'
   if (!url.startsWith('https://')) return 'must be an https:// URL'
