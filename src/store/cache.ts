@@ -40,7 +40,7 @@ export class ConfigCache {
   hits = 0
   misses = 0
   #active: boolean
-  readonly #entries: ByteMap<{ value: Resolved; expires: number }>
+  readonly #entries: ByteMap<{ value: Resolved; expires: number; brief: boolean }>
 
   constructor({ ttlMs, maxBytes }: CacheOptions, active = true) {
     this.ttlMs = ttlMs
@@ -59,9 +59,8 @@ export class ConfigCache {
   }
 
   get(key: string): Resolved | undefined {
-    if (!this.#active) return undefined
     const entry = this.#entries.get(key)
-    if (entry === undefined) return undefined
+    if (entry === undefined || (!this.#active && !entry.brief)) return undefined
     if (entry.expires <= Date.now()) {
       this.#entries.delete(key)
       return undefined
@@ -70,13 +69,17 @@ export class ConfigCache {
   }
 
   /** Stores a value read from `epoch` on; dropped when its key (or every key) was invalidated since, not when another
-   * key was. `ttlMs` shortens the TTL (a fallback answer is kept briefly, so the next read tries the higher layer
-   * again). */
-  set(value: Resolved, epoch: number, ttlMs = this.ttlMs): void {
-    if (!this.#active || this.#clearedAt > epoch || (this.#changedAt.get(value.key) ?? 0) > epoch) return
+   * key was. `briefMs`: a fallback answer, kept that long at most so that the next read tries the higher layer again,
+   * and kept even while the cache is not trusted (Redis down, and its invalidation with it): the layers it came from
+   * have their own (the files' watch), a change of the trust drops it, and without it every read of an outage ran
+   * the layers, its answer built anew each time (the latency spike of the first load after Redis stopped). */
+  set(value: Resolved, epoch: number, briefMs?: number): void {
+    const brief = briefMs !== undefined
+    if ((!this.#active && !brief) || this.ttlMs === 0) return
+    if (this.#clearedAt > epoch || (this.#changedAt.get(value.key) ?? 0) > epoch) return
     // The JSON text, plus the two response strings the route derives from it.
-    const expires = Date.now() + Math.min(ttlMs, this.ttlMs)
-    this.#entries.set(value.key, { value, expires }, bytesOf(value.json) * 3 + 256)
+    const expires = Date.now() + Math.min(briefMs ?? this.ttlMs, this.ttlMs)
+    this.#entries.set(value.key, { value, expires, brief }, bytesOf(value.json) * 3 + 256)
   }
 
   invalidate(key: string): void {
