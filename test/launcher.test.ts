@@ -1,31 +1,15 @@
 // Started through npm, as the README says (`npm start`, `npx config-store watch`): a signal to the process that was
 // started stops the service (or the watch) gracefully, with no process left behind. npm passes the signal to a
 // `sh -c`, and Debian's dash dies of it without passing it on (src/cli/launcher.ts). Needs the build (`npm ci`).
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { nodeVersionWarning } from '../src/cli/node-version.js'
 import { tempDir } from './helpers/app.js'
-import { ROOT } from './helpers/cli.js'
+import { spawnProcess } from './helpers/cli.js'
 import { until } from './helpers/wait.js'
 
-/** `command` started as a user's shell would: nothing of this npm run's own environment. */
-function launch(command: string, args: string[], env: Record<string, string>) {
-  const child = spawn(command, args, {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const out = { stdout: '', stderr: '' }
-  child.stdout?.on('data', (c: Buffer) => {
-    out.stdout += c.toString()
-  })
-  child.stderr?.on('data', (c: Buffer) => {
-    out.stderr += c.toString()
-  })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  return { child, out, exited }
-}
+const launch = spawnProcess
 
 /** Every process below `pid`, from /proc. */
 function descendants(pid: number): number[] {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { freePort } from '../scripts/redis-server.js'
 import { VERSION } from '../src/version.js'
 import { tempDir } from './helpers/app.js'
-import { spawnCli } from './helpers/cli.js'
+import { spawnCli, spawnProcess } from './helpers/cli.js'
 import { startPhpServer } from './helpers/php-server.js'
 import { sleep, until } from './helpers/wait.js'
 
@@ -115,28 +115,16 @@ describe('memory with history in the files directory', () => {
   it('a 64 MB heap takes 24 writes of 3 MB to one key: revisions are kept on disk, not in memory', {
     timeout: 60_000,
   }, async () => {
-    const { spawn } = await import('node:child_process')
-    const { ROOT } = await import('./helpers/cli.js')
-    const dir = tempDir()
-    const child = spawn(process.execPath, ['--max-old-space-size=64', 'dist/src/cli/bin.js', 'serve'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
+    const { child, out, exited } = spawnProcess(
+      process.execPath,
+      ['--max-old-space-size=64', 'dist/src/cli/bin.js', 'serve'],
+      {
         PORT: '0',
-        CONFIG_FILES_DIR: dir,
+        CONFIG_FILES_DIR: tempDir(),
         CONFIG_MAX_BYTES: String(4 * 1024 * 1024),
         AUTH_TOKENS: JSON.stringify([{ name: 'ops', token: 'ops-token-0123456789', scopes: ['config:admin'] }]),
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    const out = { stdout: '', stderr: '' }
-    child.stdout?.on('data', (c: Buffer) => {
-      out.stdout += c.toString()
-    })
-    child.stderr?.on('data', (c: Buffer) => {
-      out.stderr += c.toString()
-    })
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    )
     const base = await listening(out, child)
     const statuses: number[] = []
     for (let i = 0; i < 24; i++) {

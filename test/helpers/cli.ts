@@ -60,7 +60,13 @@ export interface Spawned {
 
 /** The command line as a real process (from source, through tsx). */
 export function spawnCli(args: string[], env: Record<string, string>, stdin?: string): Spawned {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], {
+  return spawnProcess(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], env, stdin)
+}
+
+/** `command` as a real process in the project's folder, as a user's shell would start it: with `env`, PATH and HOME,
+ * and nothing else of this run's environment. */
+export function spawnProcess(command: string, args: string[], env: Record<string, string>, stdin?: string): Spawned {
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: baseEnv(env),
     stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
